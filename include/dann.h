@@ -1,0 +1,356 @@
+/*
+ * dann.h - CPU inference and on-device unsupervised domain adaptation (DANN).
+ *
+ * dann implements the domain-adversarial network of Ganin & Lempitsky: a feature
+ * extractor, a label head, and a domain head behind a gradient reversal layer
+ * (GRL). It runs on the CPU through oneDNN and OpenMP.
+ *
+ * ---------------------------------------------------------------------------
+ * Tutorial
+ * ---------------------------------------------------------------------------
+ *
+ *   dann_model *model = NULL;
+ *   if (dann_model_create_preset(DANN_PRESET_MNIST, 42, &model) != DANN_OK) {
+ *       fprintf(stderr, "dann: %s\n", dann_last_error());
+ *       return 1;
+ *   }
+ *
+ *   // Training: one labelled source batch and one unlabelled target batch per step.
+ *   dann_trainer *trainer = NULL;
+ *   dann_train_params tp = dann_train_params_default();
+ *   dann_trainer_create(model, &tp, &trainer);
+ *
+ *   dann_batch src = dann_batch_u8_hwc(src_pixels, 64, 28, 28, 1);  // grayscale
+ *   dann_batch tgt = dann_batch_u8_hwc(tgt_pixels, 64, 28, 28, 3);  // colour
+ *   dann_step_result r;
+ *   dann_trainer_step(trainer, &src, src_labels, &tgt, lambda, lr, &r);
+ *
+ *   // Inference: a context holds what one thread needs to run the model.
+ *   dann_context *ctx = NULL;
+ *   dann_context_create(model, &ctx);
+ *   float probs[10 * 64];
+ *   dann_predict(ctx, &tgt, probs, 10 * 64, NULL, 0);
+ *
+ *   dann_context_destroy(ctx);
+ *   dann_trainer_destroy(trainer);
+ *   dann_model_destroy(model);
+ *
+ * ---------------------------------------------------------------------------
+ * Conventions
+ * ---------------------------------------------------------------------------
+ * - Every fallible call returns a dann_status; DANN_OK is 0. On failure,
+ *   dann_last_error() returns a message naming the problem. The message is
+ *   per thread and stays valid until the next dann call on that thread.
+ * - Objects are created through a trailing out-pointer and released by the
+ *   matching destroy function, which accepts NULL. On failure the out-pointer
+ *   is set to NULL.
+ * - The library never aborts or exits the host; no global state, no init call.
+ * - Domain labels: source = 0, target = 1. The domain head's output is the
+ *   logit (or, from dann_predict, the probability) that a sample is from the
+ *   target domain.
+ * - Parameters are exposed in PyTorch's names, shapes and layouts: convolution
+ *   weights OIHW, fully connected weights (out, in), the first fully connected
+ *   layer after a convolution reading its input flattened in C*H*W order.
+ * - Threads: a dann_model may be read by several threads at once (contexts
+ *   created from it), but must not be read while a trainer steps it.
+ *   One dann_context or dann_trainer must be used by one thread at a time.
+ */
+#ifndef DANN_H
+#define DANN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DANN_VERSION_MAJOR 0
+#define DANN_VERSION_MINOR 1
+#define DANN_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH */
+#define DANN_VERSION_NUMBER \
+    (DANN_VERSION_MAJOR * 10000 + DANN_VERSION_MINOR * 100 + DANN_VERSION_PATCH)
+
+#if defined(_WIN32)
+#define DANN_API
+#elif defined(__GNUC__) && defined(DANN_BUILDING_LIBRARY)
+#define DANN_API __attribute__((visibility("default")))
+#else
+#define DANN_API
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Status and errors                                                          */
+/* ------------------------------------------------------------------------- */
+
+/* Values are only ever appended. */
+typedef enum dann_status {
+    DANN_OK = 0,
+    DANN_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, bad value, bad option   */
+    DANN_ERR_SHAPE = 2,            /* wrong size, count or dimension         */
+    DANN_ERR_NUMERIC = 3,          /* NaN or Inf in an input or a result     */
+    DANN_ERR_OUT_OF_MEMORY = 4,
+    DANN_ERR_BACKEND = 5,          /* oneDNN refused or failed               */
+    DANN_ERR_IO = 6,               /* reading or writing a file failed       */
+    DANN_ERR_FORMAT = 7,           /* a file is malformed or corrupted       */
+    DANN_ERR_UNSUPPORTED = 8,      /* valid request this build cannot serve  */
+    DANN_ERR_INTERNAL = 9          /* a bug in dann: please report it        */
+} dann_status;
+
+/* A static, human-readable name for a status ("DANN_ERR_SHAPE: ..."). Never NULL. */
+DANN_API const char *dann_status_string(dann_status status);
+
+/* The detail of the last failure on the calling thread; "" if none. Never NULL.
+ * Valid until the next dann call on the same thread. */
+DANN_API const char *dann_last_error(void);
+
+/* The runtime library version, "MAJOR.MINOR.PATCH", and as a number
+ * (compare with DANN_VERSION_NUMBER to detect a header/library mismatch). */
+DANN_API const char *dann_version_string(void);
+DANN_API unsigned dann_version_number(void);
+
+/* ------------------------------------------------------------------------- */
+/* Network description                                                        */
+/* ------------------------------------------------------------------------- */
+
+typedef enum dann_layer_kind {
+    DANN_LAYER_CONV2D = 0,    /* units = output channels; kernel, stride, pad   */
+    DANN_LAYER_MAXPOOL2D = 1, /* kernel, stride, pad                            */
+    DANN_LAYER_DENSE = 2,     /* fully connected; units = outputs; flattens CHW */
+    DANN_LAYER_RELU = 3,
+    DANN_LAYER_SIGMOID = 4,
+    DANN_LAYER_DROPOUT = 5,   /* rate = drop probability, inverted scaling      */
+    DANN_LAYER_BATCHNORM = 6, /* over channels (or features); eps, momentum     */
+    DANN_LAYER_FLATTEN = 7
+} dann_layer_kind;
+
+/* One layer. Fields a kind does not use are ignored; zero them. Square and
+ * rectangular kernels: kernel_w/stride_w/pad_w of 0 copy the _h value. */
+typedef struct dann_layer_desc {
+    dann_layer_kind kind;
+    int units;     /* CONV2D: output channels; DENSE: outputs              */
+    int kernel_h, kernel_w;
+    int stride_h, stride_w; /* 0 means 1 for CONV2D, kernel for MAXPOOL2D  */
+    int pad_h, pad_w;
+    float rate;     /* DROPOUT: probability of dropping a unit, [0, 1)      */
+    float eps;      /* BATCHNORM: 0 means 1e-5                               */
+    float momentum; /* BATCHNORM running-statistics momentum, PyTorch form:
+                       running = (1 - momentum) * running + momentum * batch;
+                       0 means 0.1                                           */
+} dann_layer_desc;
+
+/* Convenience constructors for layer descriptions. */
+DANN_API dann_layer_desc dann_layer_conv2d(int out_channels, int kernel, int stride, int pad);
+DANN_API dann_layer_desc dann_layer_maxpool2d(int kernel, int stride, int pad);
+DANN_API dann_layer_desc dann_layer_dense(int units);
+DANN_API dann_layer_desc dann_layer_relu(void);
+DANN_API dann_layer_desc dann_layer_sigmoid(void);
+DANN_API dann_layer_desc dann_layer_dropout(float rate);
+DANN_API dann_layer_desc dann_layer_batchnorm(void);
+DANN_API dann_layer_desc dann_layer_flatten(void);
+
+/*
+ * A DANN network: input -> features -> label head (softmax over classes), and
+ * features -> GRL -> domain head (one logit for "target"). The feature output
+ * is flattened to (N, C*H*W). The label head must end in a DENSE layer whose
+ * units are the number of classes (>= 2); the domain head must end in a DENSE
+ * layer with 1 unit. Parameter names follow a PyTorch module with three
+ * nn.Sequential members named "features", "label_head" and "domain_head", whose
+ * indices are the positions in these arrays (e.g. "features.0.weight").
+ */
+typedef struct dann_model_desc {
+    int in_channels, in_height, in_width; /* feature vectors: (D, 1, 1) */
+    const dann_layer_desc *features;
+    size_t n_features;
+    const dann_layer_desc *label_head;
+    size_t n_label_head;
+    const dann_layer_desc *domain_head;
+    size_t n_domain_head;
+    /* Nonzero: every BATCHNORM layer normalises the source part and the target
+     * part of a training batch each with its own statistics, and keeps
+     * separate running statistics per domain. */
+    int domain_batchnorm;
+} dann_model_desc;
+
+typedef enum dann_preset {
+    DANN_PRESET_MNIST = 0, /* 3x28x28, 10 classes, feature 768  (PAPER)     */
+    DANN_PRESET_SVHN = 1,  /* 3x32x32, 10 classes, feature 8192, padded     */
+    DANN_PRESET_GTSRB = 2  /* 3x40x40, 43 classes, feature 1024             */
+} dann_preset;
+
+/* ------------------------------------------------------------------------- */
+/* Model: architecture + weights                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef struct dann_model dann_model;
+
+/* Creates a model from a description; weights and biases are drawn uniformly in
+ * +-1/sqrt(fan_in) from `seed`; batch-norm scale 1, shift 0, running mean 0,
+ * running variance 1. The description is copied.
+ * Returns DANN_ERR_INVALID_ARGUMENT or DANN_ERR_SHAPE naming the faulty layer. */
+DANN_API dann_status dann_model_create(const dann_model_desc *desc, uint64_t seed,
+                                       dann_model **out);
+
+/* One of the paper's networks. */
+DANN_API dann_status dann_model_create_preset(dann_preset preset, uint64_t seed,
+                                              dann_model **out);
+
+/* The shallow DANN: input_dim features -> DENSE hidden_units, SIGMOID ->
+ * label head DENSE num_classes; domain head DENSE 1 (a logistic regressor). */
+DANN_API dann_status dann_model_create_mlp(int input_dim, int hidden_units,
+                                           int num_classes, uint64_t seed,
+                                           dann_model **out);
+
+DANN_API void dann_model_destroy(dann_model *model);
+
+/* Input shape (channels, height, width), classes, and feature width. */
+typedef struct dann_model_info {
+    int in_channels, in_height, in_width;
+    int num_classes;
+    int feature_size;
+    size_t n_params;      /* entries of the parameter API, buffers included */
+    size_t n_weights;     /* trainable scalars                               */
+} dann_model_info;
+
+DANN_API dann_status dann_model_get_info(const dann_model *model, dann_model_info *out);
+
+/* Normalisation applied to uint8 input: x = pixel * scale - mean[c].
+ * Defaults: scale 1/255, mean 0. `channels` must equal the model's input
+ * channels. Float input is used as given. */
+DANN_API dann_status dann_model_set_input_norm(dann_model *model, float scale,
+                                               const float *mean, int channels);
+
+/* Threads used by oneDNN and dann's own loops in calls on this model's
+ * contexts and trainers: 0 (default) uses OpenMP's current setting. The
+ * calling thread's OpenMP setting is restored after each call. */
+DANN_API dann_status dann_model_set_threads(dann_model *model, int threads);
+
+/* ------------------------------------------------------------------------- */
+/* Parameter access (PyTorch names, shapes, layouts)                          */
+/* ------------------------------------------------------------------------- */
+
+typedef struct dann_param_info {
+    const char *name;  /* e.g. "features.0.weight"; valid while the model lives */
+    int ndim;          /* 1 to 4                                                 */
+    int64_t shape[4];
+    size_t numel;
+    int trainable;     /* 0 for batch-norm running statistics                   */
+} dann_param_info;
+
+DANN_API size_t dann_model_param_count(const dann_model *model);
+DANN_API dann_status dann_model_param_info(const dann_model *model, size_t index,
+                                           dann_param_info *out);
+/* Index of the parameter named `name`; DANN_ERR_INVALID_ARGUMENT if absent. */
+DANN_API dann_status dann_model_param_find(const dann_model *model, const char *name,
+                                           size_t *index);
+/* Copies the parameter out to / in from `data` of exactly `count` floats
+ * (count must equal numel). param_set rejects NaN and Inf values and leaves the
+ * parameter unchanged on any error. */
+DANN_API dann_status dann_model_param_get(const dann_model *model, size_t index,
+                                          float *data, size_t count);
+DANN_API dann_status dann_model_param_set(dann_model *model, size_t index,
+                                          const float *data, size_t count);
+
+/* ------------------------------------------------------------------------- */
+/* Input batches                                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef enum dann_input_format {
+    DANN_INPUT_F32_NCHW = 0,
+    DANN_INPUT_F32_NHWC = 1,
+    DANN_INPUT_U8_HWC = 2 /* N images, each H*W*C bytes, normalised by the model */
+} dann_input_format;
+
+/* A view of caller-owned samples; dann never keeps the pointer. `channels` may
+ * be the model's channel count or 1: a single-channel batch fed to a
+ * multi-channel network is replicated to every channel. Height and width must
+ * equal the model's. */
+typedef struct dann_batch {
+    dann_input_format format;
+    const void *data;
+    size_t n;
+    int height, width, channels;
+} dann_batch;
+
+DANN_API dann_batch dann_batch_f32_nchw(const float *data, size_t n, int channels,
+                                        int height, int width);
+DANN_API dann_batch dann_batch_f32_nhwc(const float *data, size_t n, int height,
+                                        int width, int channels);
+DANN_API dann_batch dann_batch_u8_hwc(const uint8_t *data, size_t n, int height,
+                                      int width, int channels);
+
+/* ------------------------------------------------------------------------- */
+/* Inference context                                                          */
+/* ------------------------------------------------------------------------- */
+
+typedef struct dann_context dann_context;
+
+/* What one thread needs to run a model: primitives, activations and its own
+ * oneDNN scratchpad, built per batch size on first use and reused. The model
+ * must outlive the context. Contexts of one model may run on different threads
+ * at once. */
+DANN_API dann_status dann_context_create(const dann_model *model, dann_context **out);
+DANN_API void dann_context_destroy(dann_context *ctx);
+
+typedef enum dann_domain { DANN_DOMAIN_SOURCE = 0, DANN_DOMAIN_TARGET = 1 } dann_domain;
+
+/* With domain batch-norm, which domain's running statistics inference uses
+ * (default: target). Without domain batch-norm it has no effect. */
+DANN_API dann_status dann_context_set_domain(dann_context *ctx, dann_domain domain);
+
+/* Class probabilities for `batch`: probs receives n * num_classes floats
+ * (probs_count must be at least that). domain_probs, if not NULL, receives
+ * P(target) from the domain head for each sample (domain_count >= n).
+ * DANN_ERR_NUMERIC if the input holds NaN or Inf. */
+DANN_API dann_status dann_predict(dann_context *ctx, const dann_batch *batch,
+                                  float *probs, size_t probs_count,
+                                  float *domain_probs, size_t domain_count);
+
+/* ------------------------------------------------------------------------- */
+/* Training                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct dann_train_params {
+    float momentum;      /* SGD momentum, PyTorch form v = m v + g; w -= lr v. 0.9 */
+    float weight_decay;  /* L2 added to trainable weights' gradients. 0             */
+    uint64_t seed;       /* dropout masks. 1                                        */
+} dann_train_params;
+
+DANN_API dann_train_params dann_train_params_default(void);
+
+typedef struct dann_trainer dann_trainer;
+
+/* Gradients, optimizer state and a training context for `model`, which it
+ * updates in place. The model must outlive the trainer. */
+DANN_API dann_status dann_trainer_create(dann_model *model, const dann_train_params *params,
+                                         dann_trainer **out);
+DANN_API void dann_trainer_destroy(dann_trainer *trainer);
+
+typedef struct dann_step_result {
+    float label_loss;      /* mean softmax cross-entropy over the source batch   */
+    float domain_loss;     /* mean logistic loss over source + target; 0 if none */
+    float domain_accuracy; /* share of samples whose domain logit has the right
+                              sign (source < 0, target > 0); 0 if none          */
+} dann_step_result;
+
+/*
+ * One DANN step: the source batch (with `labels`, one per sample, each in
+ * [0, num_classes)) and the target batch run through the features together;
+ * the label loss is taken on the source part, the domain loss (source 0,
+ * target 1) on all samples; the GRL hands the features -lambda times the
+ * domain gradient; then SGD with momentum at learning rate `lr` updates every
+ * parameter. target == NULL makes a source-only step: label loss only, the
+ * domain head is not updated.
+ * Errors leave the model unchanged: DANN_ERR_NUMERIC for NaN/Inf in inputs, or
+ * for a non-finite loss (the step is then not applied).
+ */
+DANN_API dann_status dann_trainer_step(dann_trainer *trainer, const dann_batch *source,
+                                       const int32_t *labels, const dann_batch *target,
+                                       float lambda, float lr, dann_step_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DANN_H */

@@ -1,0 +1,120 @@
+#include "core/dnn.hpp"
+
+#include <algorithm>
+
+#include "core/error.hpp"
+
+namespace dann::dnn {
+
+dnnl::memory Arena::make(const md &desc) {
+    buffers_.emplace_back(desc.get_size());
+    return dnnl::memory(desc, dev_.eng, buffers_.back().data());
+}
+
+dnnl::memory Arena::view(const md &desc, void *handle) {
+    return dnnl::memory(desc, dev_.eng, handle);
+}
+
+float *Arena::alloc_f32(size_t count) {
+    buffers_.emplace_back(count * sizeof(float));
+    return buffers_.back().f32();
+}
+
+PlanCtx::PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train)
+    : dev(d), arena(a), calls(c), training(train) {
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+}
+
+Call *PlanCtx::record(const dnnl::primitive &prim,
+                      std::initializer_list<std::pair<int, const dnnl::memory *>> args,
+                      const dnnl::primitive_desc_base *pd) {
+    Call call;
+    call.prim = prim;
+    for (const auto &a : args) call.args.push_back({a.first, a.second->get()});
+    call.wants_scratchpad = pd && pd->scratchpad_desc().get_size() > 0;
+    calls.push_back(std::move(call));
+    return &calls.back();
+}
+
+Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want) {
+    Reformat r;
+    if (from.get_desc() == want) {
+        r.mem = from;
+        return r;
+    }
+    r.mem = pc.arena.make(want);
+    r.source = from;
+    dnnl::reorder::primitive_desc rpd(pc.dev.eng, from.get_desc(), pc.dev.eng, want, pc.attr);
+    r.call = pc.record(dnnl::reorder(rpd), {{DNNL_ARG_FROM, &r.source}, {DNNL_ARG_TO, &r.mem}},
+                       &rpd);
+    return r;
+}
+
+void finalize_scratchpad(Arena &arena, std::deque<Call> &calls, Buffer &storage,
+                         dnnl::memory &scratch) {
+    size_t bytes = 0;
+    for (const auto &c : calls) {
+        if (!c.wants_scratchpad) continue;
+        auto pd_c = c.prim.get_primitive_desc();
+        const dnnl_memory_desc_t *smd =
+            dnnl_primitive_desc_query_md(pd_c, dnnl_query_scratchpad_md, 0);
+        if (smd) bytes = std::max(bytes, dnnl_memory_desc_get_size(smd));
+    }
+    if (bytes == 0) return;
+    storage.resize(bytes);
+    scratch = arena.view(md({static_cast<int64_t>(bytes)}, dnnl::memory::data_type::u8, tag::x),
+                         storage.data());
+    for (auto &c : calls)
+        if (c.wants_scratchpad) c.args.push_back({DNNL_ARG_SCRATCHPAD, scratch.get()});
+}
+
+void run(Device &dev, const Call *call) {
+    dnnl_status_t st = dnnl_primitive_execute(call->prim.get(), dev.strm.get(),
+                                              static_cast<int>(call->args.size()),
+                                              call->args.data());
+    if (st != dnnl_success)
+        fail(DANN_ERR_BACKEND, "oneDNN primitive execution failed (status " +
+                                   std::to_string(static_cast<int>(st)) + ")");
+}
+
+void wait(Device &dev) { dev.strm.wait(); }
+
+md plain(const dims &d) {
+    switch (d.size()) {
+    case 1: return md(d, f32, tag::x);
+    case 2: return md(d, f32, tag::nc);
+    case 4: return md(d, f32, tag::nchw);
+    default: fail(DANN_ERR_INTERNAL, "plain(): unsupported rank " + std::to_string(d.size()));
+    }
+}
+
+static void check_batch_outermost(const dnnl_memory_desc_t &c) {
+    if (c.format_kind != dnnl_blocked)
+        fail(DANN_ERR_INTERNAL, "with_batch(): layout is not a blocked/plain layout");
+    const auto &strides = c.format_desc.blocking.strides;
+    for (int i = 1; i < c.ndims; ++i)
+        if (strides[i] > strides[0])
+            fail(DANN_ERR_INTERNAL, "with_batch(): batch is not the outermost dimension");
+    for (int i = 0; i < c.format_desc.blocking.inner_nblks; ++i)
+        if (c.format_desc.blocking.inner_idxs[i] == 0)
+            fail(DANN_ERR_INTERNAL, "with_batch(): layout blocks the batch dimension");
+}
+
+md with_batch(const md &desc, int64_t n) {
+    dnnl_memory_desc_t c = desc.data;
+    check_batch_outermost(c);
+    c.dims[0] = n;
+    c.padded_dims[0] = n;
+    c.offset0 = 0;
+    return md(c);
+}
+
+size_t batch_offset_bytes(const md &desc, int64_t n) {
+    const dnnl_memory_desc_t &c = desc.data;
+    check_batch_outermost(c);
+    return static_cast<size_t>(n * c.format_desc.blocking.strides[0]) * sizeof(float);
+}
+
+std::string impl_name(const dnnl::primitive_desc_base &pd) { return pd.impl_info_str(); }
+
+} // namespace dann::dnn

@@ -1,0 +1,105 @@
+// The thin layer between dann and oneDNN 2.x. Every oneDNN call of dann lives in
+// lib/core and lib/layers; the network, trainer and C API see only these types.
+//
+// A plan is built once per batch shape: primitives are created, every buffer is
+// sized from its memory descriptor and allocated, and each execution is recorded
+// as a Call with a prebuilt C argument array. Running a plan then only executes
+// Calls: no allocation by dann, and none by oneDNN's C++ argument maps either.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "core/buffer.hpp"
+
+namespace dann::dnn {
+
+using dims = dnnl::memory::dims;
+using md = dnnl::memory::desc;
+using tag = dnnl::memory::format_tag;
+constexpr auto f32 = dnnl::memory::data_type::f32;
+
+// The engine and in-order stream that one execution context uses.
+struct Device {
+    dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+    dnnl::stream strm{eng};
+};
+
+// One recorded primitive execution.
+struct Call {
+    dnnl::primitive prim;
+    std::vector<dnnl_exec_arg_t> args;
+    bool wants_scratchpad = false;
+};
+
+// Memory and buffers of one plan. Addresses are stable for the plan's life.
+class Arena {
+public:
+    explicit Arena(Device &dev) : dev_(dev) {}
+    Device &device() { return dev_; }
+    // A new zeroed buffer of md.get_size() bytes wrapped as memory.
+    dnnl::memory make(const md &desc);
+    // A memory object over existing storage (owned elsewhere).
+    dnnl::memory view(const md &desc, void *handle);
+    float *alloc_f32(size_t count);
+
+private:
+    Device &dev_;
+    std::deque<Buffer> buffers_;
+};
+
+// Everything a layer needs while it is being planned.
+struct PlanCtx {
+    Device &dev;
+    Arena &arena;
+    std::deque<Call> &calls;
+    dnnl::primitive_attr attr; // scratchpad_mode::user
+    bool training;
+
+    PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
+    // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.
+    Call *record(const dnnl::primitive &prim,
+                 std::initializer_list<std::pair<int, const dnnl::memory *>> args,
+                 const dnnl::primitive_desc_base *pd);
+};
+
+// A memory in the layout a primitive wants: the input itself when layouts
+// agree, otherwise a copy refreshed by a reorder.
+struct Reformat {
+    dnnl::memory mem;
+    Call *call = nullptr;
+    dnnl::memory source; // keeps the reorder's input alive
+};
+Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want);
+
+// Sizes the scratchpad (largest need over all calls), allocates it, and hands
+// it to every call that asked for one.
+void finalize_scratchpad(Arena &arena, std::deque<Call> &calls, Buffer &storage,
+                         dnnl::memory &scratch);
+
+// Executes one call; throws dann::Error(DANN_ERR_BACKEND) on failure.
+void run(Device &dev, const Call *call);
+inline void run_if(Device &dev, const Call *call) {
+    if (call) run(dev, call);
+}
+void wait(Device &dev);
+
+// Plain descriptors: nchw for 4-D, nc for 2-D, x for 1-D.
+md plain(const dims &d);
+// The same layout with dimension 0 (the batch, outermost) set to n; throws if
+// the layout does not keep the batch outermost.
+md with_batch(const md &desc, int64_t n);
+// Byte offset of sample `n` in a layout whose batch is outermost.
+size_t batch_offset_bytes(const md &desc, int64_t n);
+// Number of floats the memory physically holds (padding included).
+inline size_t physical_floats(const md &desc) { return desc.get_size() / sizeof(float); }
+inline float *data_f32(const dnnl::memory &m) { return static_cast<float *>(m.get_data_handle()); }
+
+std::string impl_name(const dnnl::primitive_desc_base &pd);
+
+} // namespace dann::dnn

@@ -1,0 +1,124 @@
+// Convolution and fully connected layers share one shape: weights and bias held
+// plain by the model (PyTorch layout), used by the primitives in the layout
+// oneDNN prefers (format_tag::any), with gradients written back plain.
+// Ops supplies the primitive kinds and descriptors (conv.cpp, dense.cpp).
+#pragma once
+
+#include "core/error.hpp"
+#include "layers/layer.hpp"
+
+namespace dann {
+
+template <class Ops>
+class Affine final : public Layer {
+public:
+    Affine(const dann_layer_desc &desc, const ParamBinding &params)
+        : desc_(desc), p_(params) {}
+
+    void plan_forward(dnn::PlanCtx &pc, const dnnl::memory &src) override {
+        shapes_ = Ops::shapes(desc_, src.get_desc().dims());
+        const auto any = dnn::tag::any;
+        src_any_ = dnn::md(src.get_desc().dims(), dnn::f32, any);
+        wei_any_ = dnn::md(shapes_.weights, dnn::f32, any);
+        dst_any_ = dnn::md(shapes_.dst, dnn::f32, any);
+        bias_md_ = dnn::plain({shapes_.weights[0]});
+        auto pk = pc.training ? dnnl::prop_kind::forward_training
+                              : dnnl::prop_kind::forward_inference;
+        fpd_ = typename Ops::Fwd::primitive_desc(
+            Ops::fwd_desc(pk, src_any_, wei_any_, bias_md_, dst_any_, shapes_), pc.attr,
+            pc.dev.eng);
+        src_ = dnn::reformat(pc, src, fpd_.src_desc());
+        weights_plain_ =
+            pc.arena.view(dnn::md(shapes_.weights, dnn::f32, shapes_.weights_tag), p_.weight);
+        bias_ = pc.arena.view(bias_md_, p_.bias);
+        weights_fwd_ = dnn::reformat(pc, weights_plain_, fpd_.weights_desc());
+        dst_ = pc.arena.make(fpd_.dst_desc());
+        fwd_ = pc.record(typename Ops::Fwd(fpd_),
+                         {{DNNL_ARG_SRC, &src_.mem},
+                          {DNNL_ARG_WEIGHTS, &weights_fwd_.mem},
+                          {DNNL_ARG_BIAS, &bias_},
+                          {DNNL_ARG_DST, &dst_}},
+                         &fpd_);
+    }
+
+    void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
+                       bool need_diff_src) override {
+        if (!p_.grad_weight || !p_.grad_bias)
+            fail(DANN_ERR_INTERNAL, "backward planned without gradient storage");
+        bwpd_ = typename Ops::BwdWeights::primitive_desc(
+            Ops::bwd_weights_desc(src_any_, wei_any_, bias_md_, dst_any_, shapes_), pc.attr,
+            pc.dev.eng, fpd_);
+        src_bw_ = dnn::reformat(pc, src_.mem, bwpd_.src_desc());
+        diff_dst_bw_ = dnn::reformat(pc, diff_dst, bwpd_.diff_dst_desc());
+        // The gradient arrives in the primitive's layout and is stored plain.
+        grad_weights_plain_ = pc.arena.view(weights_plain_.get_desc(), p_.grad_weight);
+        if (bwpd_.diff_weights_desc() == weights_plain_.get_desc()) {
+            grad_weights_ = grad_weights_plain_;
+        } else {
+            grad_weights_ = pc.arena.make(bwpd_.diff_weights_desc());
+            dnnl::reorder::primitive_desc rpd(pc.dev.eng, grad_weights_.get_desc(), pc.dev.eng,
+                                              grad_weights_plain_.get_desc(), pc.attr);
+            grad_reorder_ = pc.record(dnnl::reorder(rpd),
+                                      {{DNNL_ARG_FROM, &grad_weights_},
+                                       {DNNL_ARG_TO, &grad_weights_plain_}},
+                                      &rpd);
+        }
+        if (!(bwpd_.diff_bias_desc() == bias_md_))
+            fail(DANN_ERR_INTERNAL, "unexpected bias gradient layout");
+        grad_bias_ = pc.arena.view(bias_md_, p_.grad_bias);
+        bwd_weights_ = pc.record(typename Ops::BwdWeights(bwpd_),
+                                 {{DNNL_ARG_SRC, &src_bw_.mem},
+                                  {DNNL_ARG_DIFF_DST, &diff_dst_bw_.mem},
+                                  {DNNL_ARG_DIFF_WEIGHTS, &grad_weights_},
+                                  {DNNL_ARG_DIFF_BIAS, &grad_bias_}},
+                                 &bwpd_);
+        if (!need_diff_src) return;
+        bdpd_ = typename Ops::BwdData::primitive_desc(
+            Ops::bwd_data_desc(src_any_, wei_any_, dst_any_, shapes_), pc.attr, pc.dev.eng,
+            fpd_);
+        weights_bd_ = dnn::reformat(pc, weights_plain_, bdpd_.weights_desc());
+        diff_dst_bd_ = dnn::reformat(pc, diff_dst, bdpd_.diff_dst_desc());
+        diff_src_ = pc.arena.make(bdpd_.diff_src_desc());
+        bwd_data_ = pc.record(typename Ops::BwdData(bdpd_),
+                              {{DNNL_ARG_DIFF_DST, &diff_dst_bd_.mem},
+                               {DNNL_ARG_WEIGHTS, &weights_bd_.mem},
+                               {DNNL_ARG_DIFF_SRC, &diff_src_}},
+                              &bdpd_);
+    }
+
+    void prepare_weights(dnn::Device &dev) override {
+        dnn::run_if(dev, weights_fwd_.call);
+        dnn::run_if(dev, weights_bd_.call);
+    }
+
+    void forward(dnn::Device &dev, const RunState &) override {
+        dnn::run_if(dev, src_.call);
+        dnn::run(dev, fwd_);
+    }
+
+    void backward(dnn::Device &dev, const RunState &) override {
+        dnn::run_if(dev, src_bw_.call);
+        dnn::run_if(dev, diff_dst_bw_.call);
+        dnn::run(dev, bwd_weights_);
+        dnn::run_if(dev, grad_reorder_);
+        if (bwd_data_) {
+            dnn::run_if(dev, diff_dst_bd_.call);
+            dnn::run(dev, bwd_data_);
+        }
+    }
+
+private:
+    dann_layer_desc desc_;
+    ParamBinding p_;
+    typename Ops::Shapes shapes_;
+    dnn::md src_any_, wei_any_, dst_any_, bias_md_;
+    typename Ops::Fwd::primitive_desc fpd_;
+    typename Ops::BwdWeights::primitive_desc bwpd_;
+    typename Ops::BwdData::primitive_desc bdpd_;
+    dnn::Reformat src_, weights_fwd_, src_bw_, diff_dst_bw_, weights_bd_, diff_dst_bd_;
+    dnnl::memory weights_plain_, bias_, grad_weights_, grad_weights_plain_, grad_bias_;
+    dnn::Call *fwd_ = nullptr, *bwd_weights_ = nullptr, *bwd_data_ = nullptr,
+              *grad_reorder_ = nullptr;
+};
+
+} // namespace dann

@@ -1,0 +1,52 @@
+#include "layers/affine.hpp"
+#include "layers/factory.hpp"
+
+namespace dann {
+namespace {
+
+struct ConvOps {
+    using Fwd = dnnl::convolution_forward;
+    using BwdData = dnnl::convolution_backward_data;
+    using BwdWeights = dnnl::convolution_backward_weights;
+    struct Shapes {
+        dnn::dims weights, dst, strides, pad;
+        dnn::tag weights_tag = dnn::tag::oihw;
+    };
+
+    static Shapes shapes(const dann_layer_desc &d, const dnn::dims &src) {
+        Shapes s;
+        const int64_t kh = d.kernel_h, kw = d.kernel_w, sh = d.stride_h, sw = d.stride_w;
+        const int64_t ph = d.pad_h, pw = d.pad_w;
+        const int64_t oh = (src[2] + 2 * ph - kh) / sh + 1;
+        const int64_t ow = (src[3] + 2 * pw - kw) / sw + 1;
+        s.weights = {d.units, src[1], kh, kw};
+        s.dst = {src[0], d.units, oh, ow};
+        s.strides = {sh, sw};
+        s.pad = {ph, pw};
+        return s;
+    }
+    static Fwd::desc fwd_desc(dnnl::prop_kind pk, const dnn::md &src, const dnn::md &wei,
+                              const dnn::md &bias, const dnn::md &dst, const Shapes &s) {
+        return Fwd::desc(pk, dnnl::algorithm::convolution_direct, src, wei, bias, dst,
+                         s.strides, s.pad, s.pad);
+    }
+    static BwdWeights::desc bwd_weights_desc(const dnn::md &src, const dnn::md &wei,
+                                             const dnn::md &bias, const dnn::md &dst,
+                                             const Shapes &s) {
+        return BwdWeights::desc(dnnl::algorithm::convolution_direct, src, wei, bias, dst,
+                                s.strides, s.pad, s.pad);
+    }
+    static BwdData::desc bwd_data_desc(const dnn::md &src, const dnn::md &wei,
+                                       const dnn::md &dst, const Shapes &s) {
+        return BwdData::desc(dnnl::algorithm::convolution_direct, src, wei, dst, s.strides,
+                             s.pad, s.pad);
+    }
+};
+
+} // namespace
+
+std::unique_ptr<Layer> make_conv2d(const dann_layer_desc &desc, const ParamBinding &params) {
+    return std::make_unique<Affine<ConvOps>>(desc, params);
+}
+
+} // namespace dann

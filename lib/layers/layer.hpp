@@ -1,0 +1,69 @@
+// A layer of a planned network: primitives and buffers for one batch shape.
+// plan_forward() / plan_backward() build everything; forward() / backward()
+// only execute recorded calls and dann's own loops, without allocating.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/dnn.hpp"
+#include "dann.h"
+
+namespace dann {
+
+// Values that change from one run to the next.
+struct RunState {
+    float lambda = 0.0f;        // GRL factor
+    uint64_t dropout_seed = 0;  // per step
+    dann_domain domain = DANN_DOMAIN_TARGET; // inference batch-norm statistics
+};
+
+// Where a layer's parameters live: the model's plain (PyTorch-layout) arrays,
+// and, in training plans, the trainer's gradient arrays in the same layout.
+struct ParamBinding {
+    float *weight = nullptr, *bias = nullptr;
+    float *grad_weight = nullptr, *grad_bias = nullptr;
+    // BATCHNORM running statistics; *_target only with domain batch-norm.
+    float *running_mean = nullptr, *running_var = nullptr;
+    float *running_mean_target = nullptr, *running_var_target = nullptr;
+};
+
+// How a BATCHNORM layer of this plan treats the batch.
+struct BatchSplit {
+    int64_t source = 0;          // >0 and < N: rows [0, source) are source, the rest target
+    bool domain_stats = false;   // keep per-domain running statistics
+    dann_domain whole = DANN_DOMAIN_SOURCE; // the domain of an unsplit training batch
+};
+
+class Layer {
+public:
+    virtual ~Layer() = default;
+    Layer() = default;
+    Layer(const Layer &) = delete;
+    Layer &operator=(const Layer &) = delete;
+
+    virtual void plan_forward(dnn::PlanCtx &pc, const dnnl::memory &src) = 0;
+    virtual void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
+                               bool need_diff_src) = 0;
+    // Copies the plain weights into the layouts the primitives use.
+    virtual void prepare_weights(dnn::Device &) {}
+    virtual void forward(dnn::Device &dev, const RunState &rs) = 0;
+    virtual void backward(dnn::Device &dev, const RunState &rs) = 0;
+    // After a successful training step: fold this step's batch statistics
+    // into the running statistics (BATCHNORM only).
+    virtual void commit_statistics() {}
+    // DROPOUT: the factors of the last training forward pass (0 or 1/(1-p)),
+    // over the physical buffer of its input; nullptr for other layers.
+    virtual const float *mask() const { return nullptr; }
+
+    const dnnl::memory &dst() const { return dst_; }
+    const dnnl::memory &diff_src() const { return diff_src_; }
+
+protected:
+    dnnl::memory dst_, diff_src_;
+};
+
+std::unique_ptr<Layer> make_layer(const dann_layer_desc &desc, const ParamBinding &params,
+                                  const BatchSplit &split, uint64_t layer_id);
+
+} // namespace dann

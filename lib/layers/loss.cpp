@@ -1,0 +1,84 @@
+#include "layers/loss.hpp"
+
+#include <cmath>
+
+namespace dann {
+
+void SoftmaxCrossEntropy::plan(dnn::PlanCtx &pc, const dnnl::memory &logits) {
+    const auto d = logits.get_desc().dims();
+    n_ = d[0];
+    k_ = d[1];
+    const dnn::md plain = dnn::plain({n_, k_});
+    logits_ = dnn::reformat(pc, logits, plain);
+    logp_ = pc.arena.make(plain);
+    grad_ = pc.arena.make(plain);
+    dnnl::logsoftmax_forward::primitive_desc pd(
+        dnnl::logsoftmax_forward::desc(dnnl::prop_kind::forward_training, plain, 1), pc.attr,
+        pc.dev.eng);
+    logsoftmax_ = pc.record(dnnl::logsoftmax_forward(pd),
+                            {{DNNL_ARG_SRC, &logits_.mem}, {DNNL_ARG_DST, &logp_}}, &pd);
+}
+
+float SoftmaxCrossEntropy::forward(dnn::Device &dev, const int32_t *labels) {
+    dnn::run_if(dev, logits_.call);
+    dnn::run(dev, logsoftmax_);
+    dnn::wait(dev);
+    const float *logp = dnn::data_f32(logp_);
+    float *grad = dnn::data_f32(grad_);
+    const float inv_n = 1.0f / static_cast<float>(n_);
+    double loss = 0.0;
+    for (int64_t i = 0; i < n_; ++i) {
+        const float *row = logp + i * k_;
+        float *g = grad + i * k_;
+        for (int64_t j = 0; j < k_; ++j) g[j] = std::exp(row[j]) * inv_n;
+        g[labels[i]] -= inv_n;
+        loss -= static_cast<double>(row[labels[i]]);
+    }
+    return static_cast<float>(loss / static_cast<double>(n_));
+}
+
+void LogisticLoss::plan(dnn::PlanCtx &pc, const dnnl::memory &logits) {
+    const auto d = logits.get_desc().dims();
+    n_ = d[0];
+    const dnn::md plain = dnn::plain({n_, 1});
+    logits_ = dnn::reformat(pc, logits, plain);
+    grad_ = pc.arena.make(plain);
+    targets_ = pc.arena.alloc_f32(static_cast<size_t>(n_));
+}
+
+float LogisticLoss::forward(dnn::Device &dev) {
+    dnn::run_if(dev, logits_.call);
+    dnn::wait(dev);
+    const float *x = dnn::data_f32(logits_.mem);
+    float *grad = dnn::data_f32(grad_);
+    const double inv_n = 1.0 / static_cast<double>(n_);
+    double loss = 0.0;
+    int64_t right = 0;
+    for (int64_t i = 0; i < n_; ++i) {
+        const double xi = x[i], t = targets_[i];
+        loss += std::max(xi, 0.0) - xi * t + std::log1p(std::exp(-std::fabs(xi)));
+        const double sig = xi >= 0 ? 1.0 / (1.0 + std::exp(-xi)) : std::exp(xi) / (1.0 + std::exp(xi));
+        grad[i] = static_cast<float>((sig - t) * inv_n);
+        right += (xi > 0.0) == (t > 0.5) ? 1 : 0;
+    }
+    accuracy_ = static_cast<float>(static_cast<double>(right) * inv_n);
+    return static_cast<float>(loss * inv_n);
+}
+
+void Softmax::plan(dnn::PlanCtx &pc, const dnnl::memory &logits) {
+    const dnn::md plain = dnn::plain(logits.get_desc().dims());
+    logits_ = dnn::reformat(pc, logits, plain);
+    probs_ = pc.arena.make(plain);
+    dnnl::softmax_forward::primitive_desc pd(
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, plain, 1), pc.attr,
+        pc.dev.eng);
+    softmax_ = pc.record(dnnl::softmax_forward(pd),
+                         {{DNNL_ARG_SRC, &logits_.mem}, {DNNL_ARG_DST, &probs_}}, &pd);
+}
+
+void Softmax::forward(dnn::Device &dev) {
+    dnn::run_if(dev, logits_.call);
+    dnn::run(dev, softmax_);
+}
+
+} // namespace dann

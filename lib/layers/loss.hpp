@@ -1,0 +1,58 @@
+// The two heads' losses and the label head's softmax, on (N, K) logits.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dnn.hpp"
+
+namespace dann {
+
+// Mean softmax cross-entropy over the rows. The log-softmax runs on oneDNN;
+// the loss and its gradient (softmax - onehot) / N are dann's own loop.
+class SoftmaxCrossEntropy {
+public:
+    void plan(dnn::PlanCtx &pc, const dnnl::memory &logits);
+    // labels: one per row, already validated to lie in [0, K).
+    float forward(dnn::Device &dev, const int32_t *labels);
+    const dnnl::memory &grad() const { return grad_; }
+
+private:
+    dnn::Reformat logits_;
+    dnnl::memory logp_, grad_;
+    dnn::Call *logsoftmax_ = nullptr;
+    int64_t n_ = 0, k_ = 0;
+};
+
+// Mean logistic loss (binary cross-entropy with logits) over N logits with
+// targets in {0, 1}, computed stably: max(x, 0) - x t + log(1 + exp(-|x|)).
+class LogisticLoss {
+public:
+    void plan(dnn::PlanCtx &pc, const dnnl::memory &logits);
+    float *targets() { return targets_; } // N values, set after plan()
+    float forward(dnn::Device &dev);
+    // Share of logits on the side of their target (x > 0 for target 1).
+    float accuracy() const { return accuracy_; }
+    const dnnl::memory &grad() const { return grad_; }
+
+private:
+    dnn::Reformat logits_;
+    dnnl::memory grad_;
+    float *targets_ = nullptr;
+    float accuracy_ = 0.0f;
+    int64_t n_ = 0;
+};
+
+// Row-wise softmax for predictions, into a plain (N, K) buffer.
+class Softmax {
+public:
+    void plan(dnn::PlanCtx &pc, const dnnl::memory &logits);
+    void forward(dnn::Device &dev);
+    const float *probs() const { return dnn::data_f32(probs_); }
+
+private:
+    dnn::Reformat logits_;
+    dnnl::memory probs_;
+    dnn::Call *softmax_ = nullptr;
+};
+
+} // namespace dann

@@ -1,0 +1,42 @@
+#include "network/context.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.hpp"
+#include "network/input.hpp"
+
+namespace dann {
+
+void Context::predict(const dann_batch &batch, float *probs, size_t probs_count,
+                      float *domain_probs, size_t domain_count) {
+    const Model &m = model_;
+    const size_t n = batch.n;
+    const size_t need = n * static_cast<size_t>(m.num_classes);
+    if (probs_count < need)
+        fail(DANN_ERR_SHAPE, "probs holds " + std::to_string(probs_count) + " floats, " +
+                                 std::to_string(n) + " samples x " +
+                                 std::to_string(m.num_classes) + " classes need " +
+                                 std::to_string(need));
+    if (domain_probs && domain_count < n)
+        fail(DANN_ERR_SHAPE, "domain_probs holds " + std::to_string(domain_count) +
+                                 " floats, the batch has " + std::to_string(n) + " samples");
+    ThreadScope threads(m.threads);
+    Plan &plan = plans_.get(m, dev_, static_cast<int64_t>(n), 0, false, nullptr);
+    load_batch(m, batch, plan.input(), "batch");
+    if (plan.weights_version != m.version) {
+        plan.prepare_weights();
+        plan.weights_version = m.version;
+    }
+    RunState rs;
+    rs.domain = domain;
+    plan.predict(rs, domain_probs != nullptr);
+    std::memcpy(probs, plan.probs(), need * sizeof(float));
+    if (domain_probs) {
+        const float *z = plan.domain_logits();
+        for (size_t i = 0; i < n; ++i) domain_probs[i] = 1.0f / (1.0f + std::exp(-z[i]));
+    }
+}
+
+} // namespace dann

@@ -1,0 +1,70 @@
+// A model: the validated architecture and its parameters, held in PyTorch's
+// names, shapes and layouts. Contexts and trainers plan and run it; the model
+// itself holds no execution state.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/buffer.hpp"
+#include "dann.h"
+#include "layers/layer.hpp"
+
+namespace dann {
+
+enum class Stack { features = 0, label = 1, domain = 2 };
+
+struct Shape {
+    int64_t c = 0, h = 1, w = 1;
+    bool flat = false; // (N, c) rather than (N, c, h, w)
+    int64_t size() const { return c * h * w; }
+};
+
+struct LayerSpec {
+    dann_layer_desc desc; // defaults filled in
+    std::string name;     // "features.3"
+    Stack stack = Stack::features;
+    int index = 0;
+    Shape in, out;
+    int first_param = -1; // into Model::params
+};
+
+struct Param {
+    std::string name;
+    std::vector<int64_t> shape;
+    size_t numel = 0;
+    bool trainable = true;
+    Stack stack = Stack::features;
+    Buffer data;
+};
+
+class Model {
+public:
+    static std::unique_ptr<Model> create(const dann_model_desc &desc, uint64_t seed);
+
+    int in_c = 0, in_h = 0, in_w = 0;
+    int num_classes = 0;
+    int64_t feature_size = 0;
+    bool domain_bn = false;
+    std::vector<LayerSpec> features, label_head, domain_head;
+    std::vector<Param> params;
+
+    float input_scale = 1.0f / 255.0f;
+    std::vector<float> input_mean; // per channel
+
+    int threads = 0;        // 0: OpenMP's current setting
+    uint64_t version = 1;   // changes whenever a weight changes
+
+    const std::vector<LayerSpec> &stack(Stack s) const;
+    size_t trainable_scalars() const;
+    // Where the layer's parameters live; grads[i] is parameter i's gradient
+    // (nullptr entries, or grads == nullptr, for inference).
+    ParamBinding binding(const LayerSpec &spec, float *const *grads) const;
+};
+
+// The paper's networks as descriptions (arrays with static storage).
+dann_model_desc preset_desc(dann_preset preset);
+
+} // namespace dann

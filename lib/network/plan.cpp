@@ -1,0 +1,175 @@
+#include "network/plan.hpp"
+
+#include <omp.h>
+
+#include "core/error.hpp"
+#include "layers/factory.hpp"
+
+namespace dann {
+
+ThreadScope::ThreadScope(int threads) {
+    if (threads > 0) {
+        saved_ = omp_get_max_threads();
+        omp_set_num_threads(threads);
+    }
+}
+
+ThreadScope::~ThreadScope() {
+    if (saved_ > 0) omp_set_num_threads(saved_);
+}
+
+const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack which,
+                                     Stack_ &out, const dnnl::memory &src,
+                                     float *const *grads, const BatchSplit &split) {
+    const dnnl::memory *prev = &src;
+    for (const LayerSpec &spec : m.stack(which)) {
+        const uint64_t id = static_cast<uint64_t>(which) * 4096 + static_cast<uint64_t>(spec.index);
+        out.push_back(make_layer(spec.desc, m.binding(spec, grads), split, id));
+        out.back()->plan_forward(pc, *prev);
+        prev = &out.back()->dst();
+        // The planned output must be what the model validated.
+        const auto d = prev->get_desc().dims();
+        int64_t per_sample = 1;
+        for (size_t i = 1; i < d.size(); ++i) per_sample *= d[i];
+        if (per_sample != spec.out.size())
+            fail(DANN_ERR_INTERNAL, "layer " + spec.name + ": planned output has " +
+                                        std::to_string(per_sample) + " values per sample, expected " +
+                                        std::to_string(spec.out.size()));
+    }
+    return *prev;
+}
+
+const dnnl::memory &Plan::plan_stack_backward(dnn::PlanCtx &pc, Stack_ &layers,
+                                              const dnnl::memory &diff_dst,
+                                              bool need_first_diff_src) {
+    const dnnl::memory *diff = &diff_dst;
+    for (size_t i = layers.size(); i-- > 0;) {
+        layers[i]->plan_backward(pc, *diff, i > 0 || need_first_diff_src);
+        diff = &layers[i]->diff_src();
+    }
+    return *diff;
+}
+
+Plan::Plan(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target,
+           bool training, float *const *grads)
+    : dev_(dev), ns_(n_source), nt_(n_target), training_(training), arena_(dev) {
+    const int64_t n = ns_ + nt_;
+    dnn::PlanCtx pc(dev_, arena_, calls_, training_);
+    input_ = arena_.make(dnn::plain({n, m.in_c, m.in_h, m.in_w}));
+
+    const bool adversarial = training_ && nt_ > 0;
+    BatchSplit split;
+    split.domain_stats = m.domain_bn;
+    split.source = adversarial && m.domain_bn ? ns_ : 0;
+    split.whole = DANN_DOMAIN_SOURCE;
+
+    // Features, always ending flattened to a plain (N, F) matrix.
+    const dnnl::memory &conv_out =
+        plan_stack(pc, m, Stack::features, features_, input_, grads, split);
+    features_.push_back(make_flatten());
+    features_.back()->plan_forward(pc, conv_out);
+    const dnnl::memory &feat = features_.back()->dst();
+
+    // The label head sees only the source rows, which come first.
+    label_in_ = adversarial ? arena_.view(dnn::plain({ns_, m.feature_size}), feat.get_data_handle())
+                            : feat;
+    BatchSplit label_split = split;
+    label_split.source = 0;
+    const dnnl::memory &logits =
+        plan_stack(pc, m, Stack::label, label_, label_in_, grads, label_split);
+
+    has_domain_ = adversarial || !training_;
+    const dnnl::memory *domain_logits = nullptr;
+    if (has_domain_)
+        domain_logits = &plan_stack(pc, m, Stack::domain, domain_, feat, grads, split);
+
+    if (!training_) {
+        softmax_.plan(pc, logits);
+        domain_out_ = dnn::reformat(pc, *domain_logits, dnn::plain({n, 1}));
+    } else {
+        ce_.plan(pc, logits);
+        const dnnl::memory &label_diff =
+            plan_stack_backward(pc, label_, ce_.grad(), true);
+        const dnnl::memory *feat_diff = &label_diff;
+        if (adversarial) {
+            bce_.plan(pc, *domain_logits);
+            // Domain labels: source 0, target 1.
+            for (int64_t i = 0; i < n; ++i) bce_.targets()[i] = i < ns_ ? 0.0f : 1.0f;
+            const dnnl::memory &domain_diff =
+                plan_stack_backward(pc, domain_, bce_.grad(), true);
+            grl_.plan(pc, domain_diff, &label_diff);
+            feat_diff = &grl_.diff_src();
+        }
+        plan_stack_backward(pc, features_, *feat_diff, false);
+    }
+    dnn::finalize_scratchpad(arena_, calls_, scratch_storage_, scratch_);
+}
+
+void Plan::prepare_weights() {
+    for (auto *stack : {&features_, &label_, &domain_})
+        for (auto &l : *stack) l->prepare_weights(dev_);
+}
+
+void Plan::predict(const RunState &rs, bool with_domain) {
+    for (auto &l : features_) l->forward(dev_, rs);
+    for (auto &l : label_) l->forward(dev_, rs);
+    softmax_.forward(dev_);
+    if (with_domain) {
+        for (auto &l : domain_) l->forward(dev_, rs);
+        dnn::run_if(dev_, domain_out_.call);
+    }
+    dnn::wait(dev_);
+}
+
+Losses Plan::forward(const RunState &rs, const int32_t *labels) {
+    Losses out;
+    for (auto &l : features_) l->forward(dev_, rs);
+    for (auto &l : label_) l->forward(dev_, rs);
+    out.label = ce_.forward(dev_, labels);
+    if (has_domain_) {
+        for (auto &l : domain_) l->forward(dev_, rs);
+        out.domain = bce_.forward(dev_);
+        out.domain_accuracy = bce_.accuracy();
+    }
+    return out;
+}
+
+void Plan::backward(const RunState &rs) {
+    for (size_t i = label_.size(); i-- > 0;) label_[i]->backward(dev_, rs);
+    if (has_domain_) {
+        for (size_t i = domain_.size(); i-- > 0;) domain_[i]->backward(dev_, rs);
+        grl_.backward(dev_, rs.lambda);
+    }
+    for (size_t i = features_.size(); i-- > 0;) features_[i]->backward(dev_, rs);
+    dnn::wait(dev_);
+}
+
+void Plan::commit_statistics() {
+    for (auto *stack : {&features_, &label_, &domain_})
+        for (auto &l : *stack) l->commit_statistics();
+}
+
+} // namespace dann
+
+namespace dann {
+
+Plan &PlanCache::get(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target,
+                     bool training, float *const *grads) {
+    for (size_t i = 0; i < plans_.size(); ++i) {
+        Plan &p = *plans_[i];
+        if (p.n_source() == n_source && p.n_target() == n_target && p.training() == training) {
+            if (i + 1 != plans_.size()) {
+                auto keep = std::move(plans_[i]);
+                plans_.erase(plans_.begin() + static_cast<std::ptrdiff_t>(i));
+                plans_.push_back(std::move(keep));
+            }
+            return *plans_.back();
+        }
+    }
+    auto plan = std::make_unique<Plan>(m, dev, n_source, n_target, training, grads);
+    if (plans_.size() == kMaxPlans) plans_.erase(plans_.begin());
+    plans_.push_back(std::move(plan));
+    return *plans_.back();
+}
+
+} // namespace dann
