@@ -1,0 +1,113 @@
+// End-to-end benchmarks of the paper's MNIST network: one DANN training step
+// (64 source + 64 target), and predictions at batch 1 and 256. The thread
+// count is part of each name; FLOP/s counts multiply-adds as 2 FLOPs.
+//
+//   ./build/bench/dann_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "dann.h"
+
+namespace {
+
+constexpr int kC = 3, kH = 28, kW = 28;
+
+// FLOPs of the MNIST network (PAPER.md shapes) for n images through the
+// features, ns through the label head and nd through the domain head.
+// backward = 2 x forward for every layer but the first convolution, which
+// needs no input gradient.
+double mnist_flops(double n, double ns, double nd, bool train) {
+    const double conv1 = 2.0 * n * 32 * 24 * 24 * 3 * 25;
+    const double conv2 = 2.0 * n * 48 * 8 * 8 * 32 * 25;
+    const double label = 2.0 * ns * (768.0 * 100 + 100.0 * 100 + 100.0 * 10);
+    const double domain = 2.0 * nd * (768.0 * 100 + 100.0);
+    if (!train) return conv1 + conv2 + label + domain;
+    return conv1 * 2 + (conv2 + label + domain) * 3;
+}
+
+struct Data {
+    std::vector<float> source, target;
+    std::vector<int32_t> labels;
+    explicit Data(size_t n) : source(n * kC * kH * kW), target(n * kC * kH * kW), labels(n) {
+        uint32_t s = 12345;
+        auto next = [&] { s = s * 1664525u + 1013904223u; return static_cast<float>(s >> 8) / 16777216.0f; };
+        for (auto &v : source) v = next() - 0.5f;
+        for (auto &v : target) v = next() - 0.3f;
+        for (size_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % 10);
+    }
+};
+
+dann_model *make_model(int threads, benchmark::State &state) {
+    dann_model *m = nullptr;
+    if (dann_model_create_preset(DANN_PRESET_MNIST, 7, &m) != DANN_OK ||
+        dann_model_set_threads(m, threads) != DANN_OK) {
+        state.SkipWithError(dann_last_error());
+        return nullptr;
+    }
+    return m;
+}
+
+void BM_DannStep_MNIST_64x64(benchmark::State &state) {
+    const int threads = static_cast<int>(state.range(0));
+    const size_t n = 64;
+    Data data(n);
+    dann_model *m = make_model(threads, state);
+    if (!m) return;
+    dann_trainer *t = nullptr;
+    dann_train_params tp = dann_train_params_default();
+    dann_trainer_create(m, &tp, &t);
+    dann_batch src = dann_batch_f32_nchw(data.source.data(), n, kC, kH, kW);
+    dann_batch tgt = dann_batch_f32_nchw(data.target.data(), n, kC, kH, kW);
+    dann_step_result r;
+    // The first step builds the plan; it is not timed.
+    if (dann_trainer_step(t, &src, data.labels.data(), &tgt, 0.1f, 1e-4f, &r) != DANN_OK) {
+        state.SkipWithError(dann_last_error());
+    }
+    for (auto _ : state) {
+        if (dann_trainer_step(t, &src, data.labels.data(), &tgt, 0.1f, 1e-4f, &r) != DANN_OK) {
+            state.SkipWithError(dann_last_error());
+            break;
+        }
+    }
+    state.counters["FLOP/s"] = benchmark::Counter(mnist_flops(128, 64, 128, true),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["img/s"] = benchmark::Counter(128, benchmark::Counter::kIsIterationInvariantRate);
+    dann_trainer_destroy(t);
+    dann_model_destroy(m);
+}
+
+void BM_Predict_MNIST(benchmark::State &state) {
+    const int threads = static_cast<int>(state.range(0));
+    const size_t n = static_cast<size_t>(state.range(1));
+    Data data(n);
+    dann_model *m = make_model(threads, state);
+    if (!m) return;
+    dann_context *ctx = nullptr;
+    dann_context_create(m, &ctx);
+    std::vector<float> probs(n * 10);
+    dann_batch b = dann_batch_f32_nchw(data.source.data(), n, kC, kH, kW);
+    if (dann_predict(ctx, &b, probs.data(), probs.size(), nullptr, 0) != DANN_OK)
+        state.SkipWithError(dann_last_error());
+    for (auto _ : state) {
+        if (dann_predict(ctx, &b, probs.data(), probs.size(), nullptr, 0) != DANN_OK) {
+            state.SkipWithError(dann_last_error());
+            break;
+        }
+    }
+    const double nn = static_cast<double>(n);
+    state.counters["FLOP/s"] = benchmark::Counter(mnist_flops(nn, nn, 0, false),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["img/s"] = benchmark::Counter(nn, benchmark::Counter::kIsIterationInvariantRate);
+    dann_context_destroy(ctx);
+    dann_model_destroy(m);
+}
+
+} // namespace
+
+BENCHMARK(BM_DannStep_MNIST_64x64)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Predict_MNIST)->ArgNames({"threads", "batch"})->Args({1, 1})->Args({2, 1})->Args({1, 256})->Args({2, 256})->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+BENCHMARK_MAIN();
