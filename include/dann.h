@@ -125,13 +125,15 @@ typedef enum dann_layer_kind {
     DANN_LAYER_FLATTEN = 7
 } dann_layer_kind;
 
-/* One layer. Fields a kind does not use are ignored; zero them. Square and
- * rectangular kernels: kernel_w/stride_w/pad_w of 0 copy the _h value. */
+/* One layer. Fields a kind does not use are ignored; zero them.
+ * Square shorthand: kernel_w == 0 makes kernel_w = kernel_h, and then a zero
+ * stride_w or pad_w copies stride_h or pad_h. With kernel_w set, every _w
+ * value is taken as given (a zero stride still means the default). */
 typedef struct dann_layer_desc {
     dann_layer_kind kind;
     int units;     /* CONV2D: output channels; DENSE: outputs              */
     int kernel_h, kernel_w;
-    int stride_h, stride_w; /* 0 means 1 for CONV2D, kernel for MAXPOOL2D  */
+    int stride_h, stride_w; /* 0: 1 for CONV2D, the kernel size for MAXPOOL2D */
     int pad_h, pad_w;
     float rate;     /* DROPOUT: probability of dropping a unit, [0, 1)      */
     float eps;      /* BATCHNORM: 0 means 1e-5                               */

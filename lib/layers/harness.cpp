@@ -6,6 +6,7 @@
 #include "layers/factory.hpp"
 #include "layers/grl.hpp"
 #include "layers/loss.hpp"
+#include "network/model.hpp"
 
 namespace dann::testing {
 namespace {
@@ -81,17 +82,7 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     split.domain_stats = options.domain_split > 0;
     split.source = options.domain_split;
 
-    dann_layer_desc desc = layer;
-    if (desc.kind == DANN_LAYER_CONV2D || desc.kind == DANN_LAYER_MAXPOOL2D) {
-        if (desc.kernel_w == 0) desc.kernel_w = desc.kernel_h;
-        if (desc.stride_h == 0) desc.stride_h = desc.kind == DANN_LAYER_CONV2D ? 1 : desc.kernel_h;
-        if (desc.stride_w == 0) desc.stride_w = desc.stride_h;
-        if (desc.pad_w == 0) desc.pad_w = desc.pad_h;
-    }
-    if (desc.kind == DANN_LAYER_BATCHNORM) {
-        if (desc.eps == 0.0f) desc.eps = 1e-5f;
-        if (desc.momentum == 0.0f) desc.momentum = 0.1f;
-    }
+    const dann_layer_desc desc = with_defaults(layer);
 
     auto l = make_layer(desc, binding, split, 1);
     dnnl::memory in = b.input(d, src, options.blocked_input);

@@ -37,8 +37,9 @@ std::string shape_str(const Shape &s) {
     return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
 }
 
-// Fills defaults, checks the values, and infers the output shape.
+// Checks the values (defaults already filled) and infers the output shape.
 Shape infer(dann_layer_desc &d, const Shape &in, const std::string &name) {
+    d = with_defaults(d);
     Shape out = in;
     switch (d.kind) {
     case DANN_LAYER_CONV2D:
@@ -49,15 +50,11 @@ Shape infer(dann_layer_desc &d, const Shape &in, const std::string &name) {
             bad(name, std::string(k) + " needs an image input (C x H x W), got a flat vector of " +
                           std::to_string(in.c) + " features",
                 DANN_ERR_SHAPE);
-        if (d.kernel_w == 0) d.kernel_w = d.kernel_h;
         if (d.kernel_h <= 0 || d.kernel_w <= 0 || d.kernel_h > kMaxDim || d.kernel_w > kMaxDim)
             bad(name, std::string(k) + " kernel must be positive, got " +
                           std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w));
-        if (d.stride_h == 0) d.stride_h = conv ? 1 : d.kernel_h;
-        if (d.stride_w == 0) d.stride_w = conv ? d.stride_h : d.kernel_w;
         if (d.stride_h < 0 || d.stride_w < 0 || d.stride_h > kMaxDim || d.stride_w > kMaxDim)
             bad(name, std::string(k) + " stride must be positive");
-        if (d.pad_w == 0) d.pad_w = d.pad_h;
         if (d.pad_h < 0 || d.pad_w < 0 || d.pad_h > kMaxDim || d.pad_w > kMaxDim)
             bad(name, std::string(k) + " padding must be >= 0");
         if (!conv && (2 * d.pad_h > d.kernel_h || 2 * d.pad_w > d.kernel_w))
@@ -91,8 +88,6 @@ Shape infer(dann_layer_desc &d, const Shape &in, const std::string &name) {
             bad(name, "DROPOUT rate must be in [0, 1), got " + std::to_string(d.rate));
         break;
     case DANN_LAYER_BATCHNORM:
-        if (d.eps == 0.0f) d.eps = 1e-5f;
-        if (d.momentum == 0.0f) d.momentum = 0.1f;
         if (!(d.eps > 0.0f && std::isfinite(d.eps)))
             bad(name, "BATCHNORM eps must be positive");
         if (!(d.momentum > 0.0f && d.momentum <= 1.0f))
@@ -180,6 +175,24 @@ void check_head_end(const std::vector<LayerSpec> &head, const char *prefix, bool
 }
 
 } // namespace
+
+dann_layer_desc with_defaults(const dann_layer_desc &layer) {
+    dann_layer_desc d = layer;
+    if (d.kind == DANN_LAYER_CONV2D || d.kind == DANN_LAYER_MAXPOOL2D) {
+        const bool conv = d.kind == DANN_LAYER_CONV2D;
+        if (d.kernel_w == 0) { // square shorthand: the _w values follow the _h ones
+            d.kernel_w = d.kernel_h;
+            if (d.stride_w == 0) d.stride_w = d.stride_h;
+            if (d.pad_w == 0) d.pad_w = d.pad_h;
+        }
+        if (d.stride_h == 0) d.stride_h = conv ? 1 : d.kernel_h;
+        if (d.stride_w == 0) d.stride_w = conv ? 1 : d.kernel_w;
+    } else if (d.kind == DANN_LAYER_BATCHNORM) {
+        if (d.eps == 0.0f) d.eps = 1e-5f;
+        if (d.momentum == 0.0f) d.momentum = 0.1f;
+    }
+    return d;
+}
 
 std::unique_ptr<Model> Model::create(const dann_model_desc &desc, uint64_t seed) {
     auto m = std::make_unique<Model>();

@@ -64,6 +64,9 @@ public:
     ParamBinding binding(const LayerSpec &spec, float *const *grads) const;
 };
 
+// The description with the documented defaults filled in (dann.h).
+dann_layer_desc with_defaults(const dann_layer_desc &layer);
+
 // The paper's networks as descriptions (arrays with static storage).
 dann_model_desc preset_desc(dann_preset preset);
 
