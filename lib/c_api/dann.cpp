@@ -84,7 +84,7 @@ const dann::Param &param_at(const dann_model *model, size_t index) {
 extern "C" {
 
 const char *dann_status_string(dann_status status) {
-    switch (status) {
+    switch (dann::raw_enum(status)) {
     case DANN_OK: return "DANN_OK: success";
     case DANN_ERR_INVALID_ARGUMENT: return "DANN_ERR_INVALID_ARGUMENT: invalid argument";
     case DANN_ERR_SHAPE: return "DANN_ERR_SHAPE: wrong size, count or dimension";
@@ -162,7 +162,7 @@ dann_status dann_model_create(const dann_model_desc *desc, uint64_t seed, dann_m
 
 dann_status dann_model_create_preset(dann_preset preset, uint64_t seed, dann_model **out) {
     dann_model_desc desc{};
-    dann_status st = guard([&] { desc = dann::preset_desc(preset); });
+    dann_status st = guard([&] { desc = dann::preset_desc(dann::raw_enum(preset)); });
     if (st != DANN_OK) {
         reset_out(out);
         return st;
@@ -346,8 +346,9 @@ void dann_context_destroy(dann_context *ctx) { delete ctx; }
 dann_status dann_context_set_domain(dann_context *ctx, dann_domain domain) {
     return guard([&] {
         need(ctx, "ctx");
-        if (domain != DANN_DOMAIN_SOURCE && domain != DANN_DOMAIN_TARGET)
-            fail(DANN_ERR_INVALID_ARGUMENT, "domain must be DANN_DOMAIN_SOURCE or DANN_DOMAIN_TARGET");
+        const int d = dann::raw_enum(domain);
+        if (d != DANN_DOMAIN_SOURCE && d != DANN_DOMAIN_TARGET)
+            fail(DANN_ERR_INVALID_ARGUMENT, "domain must be DANN_DOMAIN_SOURCE or DANN_DOMAIN_TARGET, got " + std::to_string(d));
         ctx->impl->domain = domain;
     });
 }

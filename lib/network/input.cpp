@@ -13,10 +13,10 @@ void check_batch(const Model &m, const dann_batch *b, const char *what) {
     if (!b->data) fail(DANN_ERR_INVALID_ARGUMENT, w + ": data is NULL");
     if (b->n == 0) fail(DANN_ERR_SHAPE, w + ": batch has no samples (n = 0)");
     if (b->n > (size_t(1) << 24)) fail(DANN_ERR_SHAPE, w + ": batch of " + std::to_string(b->n) + " samples is too large");
-    if (b->format != DANN_INPUT_F32_NCHW && b->format != DANN_INPUT_F32_NHWC &&
-        b->format != DANN_INPUT_U8_HWC)
-        fail(DANN_ERR_INVALID_ARGUMENT,
-             w + ": unknown input format " + std::to_string(static_cast<int>(b->format)));
+    const int format = raw_enum(b->format);
+    if (format != DANN_INPUT_F32_NCHW && format != DANN_INPUT_F32_NHWC &&
+        format != DANN_INPUT_U8_HWC)
+        fail(DANN_ERR_INVALID_ARGUMENT, w + ": unknown input format " + std::to_string(format));
     if (b->height != m.in_h || b->width != m.in_w)
         fail(DANN_ERR_SHAPE, w + ": images are " + std::to_string(b->height) + "x" +
                                  std::to_string(b->width) + ", the model expects " +

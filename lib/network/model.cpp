@@ -94,8 +94,6 @@ Shape infer(dann_layer_desc &d, const Shape &in, const std::string &name) {
             bad(name, "BATCHNORM momentum must be in (0, 1]");
         break;
     case DANN_LAYER_FLATTEN: out = Shape{in.size(), 1, 1, true}; break;
-    default:
-        bad(name, "unknown layer kind " + std::to_string(static_cast<int>(d.kind)));
     }
     if (out.size() > kMaxElements)
         bad(name, "output of " + shape_str(out) + " values per sample is too large", DANN_ERR_SHAPE);
@@ -127,8 +125,11 @@ void build_stack(Model &m, Stack stack, const char *prefix, const dann_layer_des
                                                            : m.domain_head;
     for (size_t i = 0; i < count; ++i) {
         LayerSpec spec;
-        spec.desc = layers[i];
         spec.name = std::string(prefix) + "." + std::to_string(i);
+        const int kind = raw_enum(layers[i].kind);
+        if (kind < DANN_LAYER_CONV2D || kind > DANN_LAYER_FLATTEN)
+            bad(spec.name, "unknown layer kind " + std::to_string(kind));
+        spec.desc = layers[i];
         spec.stack = stack;
         spec.index = static_cast<int>(i);
         spec.in = shape;

@@ -68,6 +68,6 @@ public:
 dann_layer_desc with_defaults(const dann_layer_desc &layer);
 
 // The paper's networks as descriptions (arrays with static storage).
-dann_model_desc preset_desc(dann_preset preset);
+dann_model_desc preset_desc(int preset);
 
 } // namespace dann

@@ -61,13 +61,13 @@ dann_model_desc make(int c, int h, int w, const dann_layer_desc (&f)[F],
 
 } // namespace
 
-dann_model_desc preset_desc(dann_preset preset) {
+dann_model_desc preset_desc(int preset) {
     switch (preset) {
     case DANN_PRESET_MNIST: return make(3, 28, 28, kMnistFeatures, kMnistLabel, kMnistDomain);
     case DANN_PRESET_SVHN: return make(3, 32, 32, kSvhnFeatures, kSvhnLabel, kSvhnDomain);
     case DANN_PRESET_GTSRB: return make(3, 40, 40, kGtsrbFeatures, kGtsrbLabel, kGtsrbDomain);
     }
-    fail(DANN_ERR_INVALID_ARGUMENT, "unknown preset " + std::to_string(static_cast<int>(preset)));
+    fail(DANN_ERR_INVALID_ARGUMENT, "unknown preset " + std::to_string(preset));
 }
 
 } // namespace dann

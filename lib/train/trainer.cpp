@@ -26,8 +26,9 @@ dann_step_result Trainer::step(const dann_batch &source, const int32_t *labels,
     Model &m = model_;
     if (!labels) fail(DANN_ERR_INVALID_ARGUMENT, "labels is NULL");
     if (!std::isfinite(lambda)) fail(DANN_ERR_NUMERIC, "lambda is NaN or Inf");
-    if (!std::isfinite(lr) || lr < 0.0f)
-        fail(DANN_ERR_INVALID_ARGUMENT, "learning rate must be finite and >= 0, got " + std::to_string(lr));
+    if (!std::isfinite(lr)) fail(DANN_ERR_NUMERIC, "learning rate is NaN or Inf");
+    if (lr < 0.0f)
+        fail(DANN_ERR_INVALID_ARGUMENT, "learning rate must be >= 0, got " + std::to_string(lr));
     for (size_t i = 0; i < source.n; ++i)
         if (labels[i] < 0 || labels[i] >= m.num_classes)
             fail(DANN_ERR_INVALID_ARGUMENT, "labels[" + std::to_string(i) + "] = " +
