@@ -225,7 +225,8 @@ DANN_API dann_status dann_model_set_input_norm(dann_model *model, float scale,
 
 /* Threads used by oneDNN and dann's own loops in calls on this model's
  * contexts and trainers: 0 (default) uses OpenMP's current setting. The
- * calling thread's OpenMP setting is restored after each call. */
+ * calling thread's OpenMP setting is restored after each call. Not to be
+ * called while another thread uses the model. */
 DANN_API dann_status dann_model_set_threads(dann_model *model, int threads);
 
 /* ------------------------------------------------------------------------- */
@@ -315,7 +316,8 @@ DANN_API dann_status dann_predict(dann_context *ctx, const dann_batch *batch,
 
 typedef struct dann_train_params {
     float momentum;      /* SGD momentum, PyTorch form v = m v + g; w -= lr v. 0.9 */
-    float weight_decay;  /* L2 added to trainable weights' gradients. 0             */
+    float weight_decay;  /* L2: wd * w added to every trainable parameter's
+                            gradient (biases too), as PyTorch's SGD does. 0    */
     uint64_t seed;       /* dropout masks. 1                                        */
 } dann_train_params;
 

@@ -1,5 +1,6 @@
 #include "layers/loss.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dann {
@@ -10,31 +11,31 @@ void SoftmaxCrossEntropy::plan(dnn::PlanCtx &pc, const dnnl::memory &logits) {
     k_ = d[1];
     const dnn::md plain = dnn::plain({n_, k_});
     logits_ = dnn::reformat(pc, logits, plain);
-    logp_ = pc.arena.make(plain);
     grad_ = pc.arena.make(plain);
-    dnnl::logsoftmax_forward::primitive_desc pd(
-        dnnl::logsoftmax_forward::desc(dnnl::prop_kind::forward_training, plain, 1), pc.attr,
-        pc.dev.eng);
-    logsoftmax_ = pc.record(dnnl::logsoftmax_forward(pd),
-                            {{DNNL_ARG_SRC, &logits_.mem}, {DNNL_ARG_DST, &logp_}}, &pd);
 }
 
 float SoftmaxCrossEntropy::forward(dnn::Device &dev, const int32_t *labels) {
     dnn::run_if(dev, logits_.call);
-    dnn::run(dev, logsoftmax_);
     dnn::wait(dev);
-    const float *logp = dnn::data_f32(logp_);
+    const float *x = dnn::data_f32(logits_.mem);
     float *grad = dnn::data_f32(grad_);
-    const float inv_n = 1.0f / static_cast<float>(n_);
+    const double inv_n = 1.0 / static_cast<double>(n_);
     double loss = 0.0;
     for (int64_t i = 0; i < n_; ++i) {
-        const float *row = logp + i * k_;
+        const float *row = x + i * k_;
         float *g = grad + i * k_;
-        for (int64_t j = 0; j < k_; ++j) g[j] = std::exp(row[j]) * inv_n;
-        g[labels[i]] -= inv_n;
-        loss -= static_cast<double>(row[labels[i]]);
+        double max = row[0];
+        for (int64_t j = 1; j < k_; ++j) max = std::max(max, static_cast<double>(row[j]));
+        double sum = 0.0;
+        for (int64_t j = 0; j < k_; ++j) sum += std::exp(static_cast<double>(row[j]) - max);
+        const double log_sum = max + std::log(sum);
+        for (int64_t j = 0; j < k_; ++j) {
+            const double p = std::exp(static_cast<double>(row[j]) - log_sum);
+            g[j] = static_cast<float>((p - (j == labels[i] ? 1.0 : 0.0)) * inv_n);
+        }
+        loss += log_sum - static_cast<double>(row[labels[i]]);
     }
-    return static_cast<float>(loss / static_cast<double>(n_));
+    return static_cast<float>(loss * inv_n);
 }
 
 void LogisticLoss::plan(dnn::PlanCtx &pc, const dnnl::memory &logits) {
