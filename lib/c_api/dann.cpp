@@ -79,6 +79,29 @@ const dann::Param &param_at(const dann_model *model, size_t index) {
     return ps[index];
 }
 
+dann_batch make_batch(dann_input_format format, const void *data, size_t n, int height,
+                      int width, int channels) {
+    dann_batch b;
+    b.format = format;
+    b.data = data;
+    b.n = n;
+    b.height = height;
+    b.width = width;
+    b.channels = channels;
+    return b;
+}
+
+// The parameter at `index`, with `data` non-NULL and `count` its size.
+const dann::Param &param_io(const dann_model *model, size_t index, const float *data,
+                            size_t count) {
+    const dann::Param &p = param_at(model, index);
+    need(data, "data");
+    if (count != p.numel)
+        fail(DANN_ERR_SHAPE, p.name + " has " + std::to_string(p.numel) + " values, count is " +
+                                 std::to_string(count));
+    return p;
+}
+
 } // namespace
 
 extern "C" {
@@ -175,17 +198,8 @@ dann_status dann_model_create_mlp(int input_dim, int hidden_units, int num_class
     const dann_layer_desc features[] = {dann_layer_dense(hidden_units), dann_layer_sigmoid()};
     const dann_layer_desc label[] = {dann_layer_dense(num_classes)};
     const dann_layer_desc domain[] = {dann_layer_dense(1)};
-    dann_model_desc desc{};
-    desc.in_channels = input_dim;
-    desc.in_height = 1;
-    desc.in_width = 1;
-    desc.features = features;
-    desc.n_features = 2;
-    desc.label_head = label;
-    desc.n_label_head = 1;
-    desc.domain_head = domain;
-    desc.n_domain_head = 1;
-    return create_model(desc, seed, out);
+    return create_model(dann::describe(input_dim, 1, 1, features, 2, label, 1, domain, 1), seed,
+                        out);
 }
 
 void dann_model_destroy(dann_model *model) { delete model; }
@@ -268,11 +282,7 @@ dann_status dann_model_param_find(const dann_model *model, const char *name, siz
 dann_status dann_model_param_get(const dann_model *model, size_t index, float *data,
                                  size_t count) {
     return guard([&] {
-        const dann::Param &p = param_at(model, index);
-        need(data, "data");
-        if (count != p.numel)
-            fail(DANN_ERR_SHAPE, p.name + " has " + std::to_string(p.numel) +
-                                     " values, count is " + std::to_string(count));
+        const dann::Param &p = param_io(model, index, data, count);
         std::memcpy(data, p.data.f32(), count * sizeof(float));
     });
 }
@@ -280,11 +290,7 @@ dann_status dann_model_param_get(const dann_model *model, size_t index, float *d
 dann_status dann_model_param_set(dann_model *model, size_t index, const float *data,
                                  size_t count) {
     return guard([&] {
-        const dann::Param &cp = param_at(model, index);
-        need(data, "data");
-        if (count != cp.numel)
-            fail(DANN_ERR_SHAPE, cp.name + " has " + std::to_string(cp.numel) +
-                                     " values, count is " + std::to_string(count));
+        const dann::Param &cp = param_io(model, index, data, count);
         for (size_t i = 0; i < count; ++i)
             if (!std::isfinite(data[i]))
                 fail(DANN_ERR_NUMERIC, cp.name + "[" + std::to_string(i) + "] is NaN or Inf");
@@ -301,33 +307,17 @@ dann_status dann_model_param_set(dann_model *model, size_t index, const float *d
 
 dann_batch dann_batch_f32_nchw(const float *data, size_t n, int channels, int height,
                                int width) {
-    dann_batch b;
-    b.format = DANN_INPUT_F32_NCHW;
-    b.data = data;
-    b.n = n;
-    b.height = height;
-    b.width = width;
-    b.channels = channels;
-    return b;
+    return make_batch(DANN_INPUT_F32_NCHW, data, n, height, width, channels);
 }
 
 dann_batch dann_batch_f32_nhwc(const float *data, size_t n, int height, int width,
                                int channels) {
-    dann_batch b = dann_batch_f32_nchw(data, n, channels, height, width);
-    b.format = DANN_INPUT_F32_NHWC;
-    return b;
+    return make_batch(DANN_INPUT_F32_NHWC, data, n, height, width, channels);
 }
 
 dann_batch dann_batch_u8_hwc(const uint8_t *data, size_t n, int height, int width,
                              int channels) {
-    dann_batch b;
-    b.format = DANN_INPUT_U8_HWC;
-    b.data = data;
-    b.n = n;
-    b.height = height;
-    b.width = width;
-    b.channels = channels;
-    return b;
+    return make_batch(DANN_INPUT_U8_HWC, data, n, height, width, channels);
 }
 
 dann_status dann_context_create(const dann_model *model, dann_context **out) {

@@ -67,6 +67,11 @@ public:
 // The description with the documented defaults filled in (dann.h).
 dann_layer_desc with_defaults(const dann_layer_desc &layer);
 
+// A description over caller-owned layer arrays, without batch-norm options.
+dann_model_desc describe(int c, int h, int w, const dann_layer_desc *features, size_t n_features,
+                         const dann_layer_desc *label, size_t n_label,
+                         const dann_layer_desc *domain, size_t n_domain);
+
 // The paper's networks as descriptions (arrays with static storage).
 dann_model_desc preset_desc(int preset);
 

@@ -46,20 +46,26 @@ const dann_layer_desc kGtsrbDomain[] = {dense(1024), relu(), dense(1024), relu()
 template <size_t F, size_t L, size_t D>
 dann_model_desc make(int c, int h, int w, const dann_layer_desc (&f)[F],
                      const dann_layer_desc (&l)[L], const dann_layer_desc (&d)[D]) {
+    return describe(c, h, w, f, F, l, L, d, D);
+}
+
+} // namespace
+
+dann_model_desc describe(int c, int h, int w, const dann_layer_desc *features, size_t n_features,
+                         const dann_layer_desc *label, size_t n_label,
+                         const dann_layer_desc *domain, size_t n_domain) {
     dann_model_desc desc{};
     desc.in_channels = c;
     desc.in_height = h;
     desc.in_width = w;
-    desc.features = f;
-    desc.n_features = F;
-    desc.label_head = l;
-    desc.n_label_head = L;
-    desc.domain_head = d;
-    desc.n_domain_head = D;
+    desc.features = features;
+    desc.n_features = n_features;
+    desc.label_head = label;
+    desc.n_label_head = n_label;
+    desc.domain_head = domain;
+    desc.n_domain_head = n_domain;
     return desc;
 }
-
-} // namespace
 
 dann_model_desc preset_desc(int preset) {
     switch (preset) {
