@@ -314,11 +314,23 @@ DANN_API dann_status dann_predict(dann_context *ctx, const dann_batch *batch,
 /* Training                                                                   */
 /* ------------------------------------------------------------------------- */
 
+typedef enum dann_optimizer {
+    DANN_OPTIMIZER_SGD = 0, /* with momentum, PyTorch's form                    */
+    DANN_OPTIMIZER_ADAM = 1 /* PyTorch's Adam (bias-corrected, L2 weight decay) */
+} dann_optimizer;
+
+/* Defaults (dann_train_params_default) after each field. */
 typedef struct dann_train_params {
     float momentum;      /* SGD momentum, PyTorch form v = m v + g; w -= lr v. 0.9 */
     float weight_decay;  /* L2: wd * w added to every trainable parameter's
-                            gradient (biases too), as PyTorch's SGD does. 0    */
+                            gradient (biases too), as PyTorch's optimizers do. 0 */
     uint64_t seed;       /* dropout masks. 1                                        */
+    dann_optimizer optimizer; /* DANN_OPTIMIZER_SGD                                 */
+    float adam_beta1, adam_beta2, adam_eps; /* 0.9, 0.999, 1e-8                     */
+    /* Weight of the mean prediction entropy of the label head on the target
+     * batch, added to the loss (pushes target predictions to be confident).
+     * 0 (off). Uses no target labels. */
+    float entropy_weight;
 } dann_train_params;
 
 DANN_API dann_train_params dann_train_params_default(void);
@@ -336,6 +348,8 @@ typedef struct dann_step_result {
     float domain_loss;     /* mean logistic loss over source + target; 0 if none */
     float domain_accuracy; /* share of samples whose domain logit has the right
                               sign (source < 0, target > 0); 0 if none          */
+    float target_entropy;  /* mean prediction entropy on the target batch (nats);
+                              computed when entropy_weight > 0, else 0           */
 } dann_step_result;
 
 /*
@@ -352,6 +366,58 @@ typedef struct dann_step_result {
 DANN_API dann_status dann_trainer_step(dann_trainer *trainer, const dann_batch *source,
                                        const int32_t *labels, const dann_batch *target,
                                        float lambda, float lr, dann_step_result *out);
+
+/*
+ * AdaBN: re-estimates the batch-norm running statistics from unlabelled target
+ * samples (all of `target`, in batches of `batch_size`, each normalised with its
+ * own batch statistics, averaged over the batches). With domain batch-norm the
+ * target statistics are replaced, otherwise the shared ones. Weights are not
+ * changed. A model without BATCHNORM layers is left as it is (DANN_OK).
+ */
+DANN_API dann_status dann_trainer_adapt_batchnorm(dann_trainer *trainer,
+                                                  const dann_batch *target, size_t batch_size);
+
+/* Steps taken by this trainer (restored by dann_trainer_load). */
+DANN_API uint64_t dann_trainer_steps(const dann_trainer *trainer);
+
+/* ------------------------------------------------------------------------- */
+/* Features                                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* The feature extractor's output for `batch`: n * feature_size floats
+ * (dann_model_info.feature_size), C*H*W-flattened. */
+DANN_API dann_status dann_features(dann_context *ctx, const dann_batch *batch, float *features,
+                                   size_t count);
+
+/* ------------------------------------------------------------------------- */
+/* Schedules of the paper (p = progress from 0 to 1)                          */
+/* ------------------------------------------------------------------------- */
+
+/* mu0 / (1 + alpha p)^beta; the paper: mu0 0.01, alpha 10, beta 0.75. */
+DANN_API float dann_schedule_lr(float p, float mu0, float alpha, float beta);
+/* 2 / (1 + exp(-gamma p)) - 1; the paper: gamma 10. */
+DANN_API float dann_schedule_lambda(float p, float gamma);
+
+/* ------------------------------------------------------------------------- */
+/* Files                                                                      */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * A model file holds the architecture, the input normalisation and every
+ * parameter (docs/model-format.md). Saving writes a temporary file in the same
+ * folder, flushes it to disk and renames it over `path`, so a crash leaves the
+ * old file or the new one, whole. Loading checks the magic, the version, every
+ * length and a CRC-32 of the contents: DANN_ERR_FORMAT names what is wrong,
+ * DANN_ERR_IO what could not be read or written.
+ */
+DANN_API dann_status dann_model_save(const dann_model *model, const char *path);
+DANN_API dann_status dann_model_load(const char *path, dann_model **out);
+
+/* A checkpoint: the trainer's model plus its optimizer state and step count.
+ * dann_model_load reads a checkpoint's model. dann_trainer_load restores both
+ * into the trainer's model, whose architecture must match the file's. */
+DANN_API dann_status dann_trainer_save(const dann_trainer *trainer, const char *path);
+DANN_API dann_status dann_trainer_load(dann_trainer *trainer, const char *path);
 
 #ifdef __cplusplus
 }

@@ -115,10 +115,17 @@ int dann_header_c99_uses_every_type(void)
     train_params.momentum = 0.9f;
     train_params.weight_decay = 0.0f;
     train_params.seed = (uint64_t)1;
+    train_params.optimizer = DANN_OPTIMIZER_ADAM;
+    train_params.optimizer = DANN_OPTIMIZER_SGD;
+    train_params.adam_beta1 = 0.9f;
+    train_params.adam_beta2 = 0.999f;
+    train_params.adam_eps = 1e-8f;
+    train_params.entropy_weight = 0.0f;
 
     result.label_loss = 0.0f;
     result.domain_loss = 0.0f;
     result.domain_accuracy = 0.0f;
+    result.target_entropy = 0.0f;
 
     const_model = model;
     sum += (int)status + (int)kind + (int)preset + (int)format + (int)domain;

@@ -65,6 +65,18 @@ static const named_fn functions[] = {
     DANN_FN(dann_trainer_create),
     DANN_FN(dann_trainer_destroy),
     DANN_FN(dann_trainer_step),
+    DANN_FN(dann_trainer_adapt_batchnorm),
+    DANN_FN(dann_trainer_steps),
+    /* Features */
+    DANN_FN(dann_features),
+    /* Schedules */
+    DANN_FN(dann_schedule_lr),
+    DANN_FN(dann_schedule_lambda),
+    /* Files */
+    DANN_FN(dann_model_save),
+    DANN_FN(dann_model_load),
+    DANN_FN(dann_trainer_save),
+    DANN_FN(dann_trainer_load),
 };
 
 static int check_status_strings(void)

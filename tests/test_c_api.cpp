@@ -1194,7 +1194,7 @@ TEST_CASE("a DANN step at initialisation returns finite losses and a domain loss
     const dann_batch g = dann_batch_f32_nchw(tgt.data(), n, kC, kH, kW);
     const Params before = all_params(m.get());
 
-    dann_step_result r{-1.0f, -1.0f, -1.0f};
+    dann_step_result r{-1.0f, -1.0f, -1.0f, -1.0f};
     const dann_status st = dann_trainer_step(t.get(), &s, labels, &g, 0.1f, 0.01f, &r);
     INFO(dann_last_error());
     REQUIRE(st == DANN_OK);
@@ -1221,7 +1221,7 @@ TEST_CASE("a source-only step leaves the domain head unchanged and reports domai
     const dann_batch s = dann_batch_f32_nchw(src.data(), n, kMlpIn, 1, 1);
     const Params before = all_params(m.get());
 
-    dann_step_result r{-1.0f, -1.0f, -1.0f};
+    dann_step_result r{-1.0f, -1.0f, -1.0f, -1.0f};
     const dann_status st = dann_trainer_step(t.get(), &s, labels, nullptr, 1.0f, 0.1f, &r);
     INFO(dann_last_error());
     REQUIRE(st == DANN_OK);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "io/model_file.hpp"
 #include "network/context.hpp"
 #include "network/input.hpp"
 #include "network/model.hpp"
@@ -355,9 +356,15 @@ dann_status dann_predict(dann_context *ctx, const dann_batch *batch, float *prob
 
 dann_train_params dann_train_params_default(void) {
     dann_train_params p;
+    std::memset(&p, 0, sizeof p);
     p.momentum = 0.9f;
     p.weight_decay = 0.0f;
     p.seed = 1;
+    p.optimizer = DANN_OPTIMIZER_SGD;
+    p.adam_beta1 = 0.9f;
+    p.adam_beta2 = 0.999f;
+    p.adam_eps = 1e-8f;
+    p.entropy_weight = 0.0f;
     return p;
 }
 
@@ -372,6 +379,17 @@ dann_status dann_trainer_create(dann_model *model, const dann_train_params *para
             fail(DANN_ERR_INVALID_ARGUMENT, "momentum must be in [0, 1), got " + std::to_string(params->momentum));
         if (!(params->weight_decay >= 0.0f && std::isfinite(params->weight_decay)))
             fail(DANN_ERR_INVALID_ARGUMENT, "weight_decay must be finite and >= 0");
+        const int opt = dann::raw_enum(params->optimizer);
+        if (opt != DANN_OPTIMIZER_SGD && opt != DANN_OPTIMIZER_ADAM)
+            fail(DANN_ERR_INVALID_ARGUMENT, "unknown optimizer " + std::to_string(opt));
+        if (opt == DANN_OPTIMIZER_ADAM &&
+            !(params->adam_beta1 >= 0.0f && params->adam_beta1 < 1.0f &&
+              params->adam_beta2 >= 0.0f && params->adam_beta2 < 1.0f &&
+              params->adam_eps > 0.0f && std::isfinite(params->adam_eps)))
+            fail(DANN_ERR_INVALID_ARGUMENT,
+                 "Adam needs beta1 and beta2 in [0, 1) and a positive eps");
+        if (!(params->entropy_weight >= 0.0f && std::isfinite(params->entropy_weight)))
+            fail(DANN_ERR_INVALID_ARGUMENT, "entropy_weight must be finite and >= 0");
         auto t = std::make_unique<dann_trainer>();
         t->impl = std::make_unique<dann::Trainer>(*model->impl, *params);
         *out = t.release();
@@ -392,6 +410,89 @@ dann_status dann_trainer_step(dann_trainer *trainer, const dann_batch *source,
         dann_step_result r = trainer->impl->step(*source, labels, target, lambda, lr);
         if (out) *out = r;
     });
+}
+
+dann_status dann_trainer_adapt_batchnorm(dann_trainer *trainer, const dann_batch *target,
+                                         size_t batch_size) {
+    return guard([&] {
+        need(trainer, "trainer");
+        dann::check_batch(trainer->impl->model(), target, "target batch");
+        trainer->impl->adapt_batchnorm(*target, batch_size);
+    });
+}
+
+uint64_t dann_trainer_steps(const dann_trainer *trainer) {
+    return trainer ? trainer->impl->steps() : 0;
+}
+
+dann_status dann_features(dann_context *ctx, const dann_batch *batch, float *features,
+                          size_t count) {
+    return guard([&] {
+        need(ctx, "ctx");
+        need(features, "features");
+        dann::check_batch(ctx->impl->model(), batch, "batch");
+        ctx->impl->features(*batch, features, count);
+    });
+}
+
+dann_status dann_model_save(const dann_model *model, const char *path) {
+    return guard([&] {
+        need(model, "model");
+        need(path, "path");
+        dann::save_model_file(path, *model->impl, nullptr);
+    });
+}
+
+dann_status dann_model_load(const char *path, dann_model **out) {
+    reset_out(out);
+    return guard([&] {
+        need(path, "path");
+        need(out, "out");
+        auto m = std::make_unique<dann_model>();
+        m->impl = dann::load_model_file(path).model;
+        *out = m.release();
+    });
+}
+
+dann_status dann_trainer_save(const dann_trainer *trainer, const char *path) {
+    return guard([&] {
+        need(trainer, "trainer");
+        need(path, "path");
+        const dann::OptimizerState state = trainer->impl->save_state();
+        dann::save_model_file(path, trainer->impl->model(), &state);
+    });
+}
+
+dann_status dann_trainer_load(dann_trainer *trainer, const char *path) {
+    return guard([&] {
+        need(trainer, "trainer");
+        need(path, "path");
+        dann::LoadedModel f = dann::load_model_file(path);
+        if (!f.has_optimizer)
+            fail(DANN_ERR_FORMAT, std::string(path) + ": a model file, not a checkpoint (no optimizer state)");
+        dann::Model &m = trainer->impl->model();
+        // Check everything before changing anything.
+        const dann::OptimizerState before = trainer->impl->save_state();
+        std::vector<std::vector<float>> weights;
+        for (const auto &p : m.params) weights.emplace_back(p.data.f32(), p.data.f32() + p.numel);
+        dann::copy_weights(*f.model, m);
+        try {
+            trainer->impl->load_state(f.optimizer);
+        } catch (...) {
+            for (size_t i = 0; i < m.params.size(); ++i)
+                std::memcpy(m.params[i].data.f32(), weights[i].data(), weights[i].size() * sizeof(float));
+            trainer->impl->load_state(before);
+            throw;
+        }
+    });
+}
+
+float dann_schedule_lr(float p, float mu0, float alpha, float beta) {
+    return static_cast<float>(double(mu0) / std::pow(1.0 + double(alpha) * double(p), double(beta)));
+}
+
+float dann_schedule_lambda(float p, float gamma) {
+    return static_cast<float>(2.0 / (1.0 + std::exp(-double(gamma) * double(p))) - 1.0);
 }
 
 } // extern "C"

@@ -60,6 +60,9 @@ struct PlanCtx {
     std::deque<Call> &calls;
     dnnl::primitive_attr attr; // scratchpad_mode::user
     bool training;
+    // Forward in training mode only to collect batch-norm statistics: no
+    // backward, and dropout passes its input through.
+    bool statistics_only = false;
 
     PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
     // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.

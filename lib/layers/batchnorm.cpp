@@ -132,7 +132,7 @@ public:
         }
     }
 
-    void commit_statistics() override {
+    void commit_statistics(float momentum) override {
         if (!training_) return;
         for (int k = 0; k < n_parts_; ++k) {
             const Part &part = parts_[k];
@@ -143,7 +143,7 @@ public:
             const float *var = dnn::data_f32(part.var);
             const double count = static_cast<double>(part.n * spatial_);
             const double unbias = count > 1.0 ? count / (count - 1.0) : 1.0;
-            const float m = momentum_;
+            const float m = momentum > 0.0f ? momentum : momentum_;
             for (int64_t c = 0; c < channels_; ++c) {
                 rm[c] = (1.0f - m) * rm[c] + m * mean[c];
                 rv[c] = (1.0f - m) * rv[c] + m * static_cast<float>(static_cast<double>(var[c]) * unbias);

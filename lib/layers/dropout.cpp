@@ -14,7 +14,7 @@ public:
 
     void plan_forward(dnn::PlanCtx &pc, const dnnl::memory &src) override {
         src_ = src;
-        training_ = pc.training;
+        training_ = pc.training && !pc.statistics_only;
         if (!training_) {
             dst_ = src; // inference: identity, no copy
             return;

@@ -50,8 +50,9 @@ public:
     virtual void forward(dnn::Device &dev, const RunState &rs) = 0;
     virtual void backward(dnn::Device &dev, const RunState &rs) = 0;
     // After a successful training step: fold this step's batch statistics
-    // into the running statistics (BATCHNORM only).
-    virtual void commit_statistics() {}
+    // into the running statistics (BATCHNORM only), with the layer's momentum
+    // or, when momentum > 0, with that one (AdaBN's cumulative average).
+    virtual void commit_statistics(float momentum = 0.0f) { (void)momentum; }
     // DROPOUT: the factors of the last training forward pass (0 or 1/(1-p)),
     // over the physical buffer of its input; nullptr for other layers.
     virtual const float *mask() const { return nullptr; }

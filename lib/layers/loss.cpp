@@ -5,23 +5,48 @@
 
 namespace dann {
 
-void SoftmaxCrossEntropy::plan(dnn::PlanCtx &pc, const dnnl::memory &logits) {
+void SoftmaxCrossEntropy::plan(dnn::PlanCtx &pc, const dnnl::memory &logits, int64_t labelled) {
     const auto d = logits.get_desc().dims();
     n_ = d[0];
     k_ = d[1];
+    labelled_ = labelled < 0 ? n_ : labelled;
     const dnn::md plain = dnn::plain({n_, k_});
     logits_ = dnn::reformat(pc, logits, plain);
     grad_ = pc.arena.make(plain);
 }
 
-float SoftmaxCrossEntropy::forward(dnn::Device &dev, const int32_t *labels) {
+float SoftmaxCrossEntropy::forward(dnn::Device &dev, const int32_t *labels,
+                                   float entropy_weight) {
     dnn::run_if(dev, logits_.call);
     dnn::wait(dev);
     const float *x = dnn::data_f32(logits_.mem);
     float *grad = dnn::data_f32(grad_);
-    const double inv_n = 1.0 / static_cast<double>(n_);
+    const double inv_n = 1.0 / static_cast<double>(labelled_);
     double loss = 0.0;
-    for (int64_t i = 0; i < n_; ++i) {
+    const int64_t unlabelled = n_ - labelled_;
+    const double w_ent = unlabelled > 0 ? double(entropy_weight) / double(unlabelled) : 0.0;
+    double entropy = 0.0;
+    for (int64_t i = labelled_; i < n_; ++i) {
+        const float *row = x + i * k_;
+        float *g = grad + i * k_;
+        double max = row[0];
+        for (int64_t j = 1; j < k_; ++j) max = std::max(max, static_cast<double>(row[j]));
+        double sum = 0.0;
+        for (int64_t j = 0; j < k_; ++j) sum += std::exp(static_cast<double>(row[j]) - max);
+        const double log_sum = max + std::log(sum);
+        double h = 0.0;
+        for (int64_t j = 0; j < k_; ++j) {
+            const double logp = static_cast<double>(row[j]) - log_sum;
+            h -= std::exp(logp) * logp;
+        }
+        for (int64_t j = 0; j < k_; ++j) {
+            const double logp = static_cast<double>(row[j]) - log_sum;
+            g[j] = static_cast<float>(-w_ent * std::exp(logp) * (logp + h));
+        }
+        entropy += h;
+    }
+    entropy_ = unlabelled > 0 ? static_cast<float>(entropy / double(unlabelled)) : 0.0f;
+    for (int64_t i = 0; i < labelled_; ++i) {
         const float *row = x + i * k_;
         float *g = grad + i * k_;
         double max = row[0];

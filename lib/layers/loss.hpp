@@ -11,17 +11,24 @@ namespace dann {
 // (softmax - onehot) / N. A row-wise log-sum-exp in double precision: oneDNN
 // 2.6's logsoftmax is off by a few 1e-6 (biased low), and on N x classes
 // values the loop costs nothing next to the layers.
+//
+// Rows from `labelled` on (unlabelled target rows) may instead carry the mean
+// prediction entropy, weighted: loss_ent = w * mean H(softmax(z)), with
+// dH/dz_j = -p_j (log p_j + H).
 class SoftmaxCrossEntropy {
 public:
-    void plan(dnn::PlanCtx &pc, const dnnl::memory &logits);
-    // labels: one per row, already validated to lie in [0, K).
-    float forward(dnn::Device &dev, const int32_t *labels);
+    void plan(dnn::PlanCtx &pc, const dnnl::memory &logits, int64_t labelled = -1);
+    // labels: one per labelled row, already validated to lie in [0, K).
+    // Returns the cross-entropy; entropy() the unweighted mean entropy.
+    float forward(dnn::Device &dev, const int32_t *labels, float entropy_weight = 0.0f);
+    float entropy() const { return entropy_; }
     const dnnl::memory &grad() const { return grad_; }
 
 private:
     dnn::Reformat logits_;
     dnnl::memory grad_;
-    int64_t n_ = 0, k_ = 0;
+    int64_t n_ = 0, k_ = 0, labelled_ = 0;
+    float entropy_ = 0.0f;
 };
 
 // Mean logistic loss (binary cross-entropy with logits) over N logits with

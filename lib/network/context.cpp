@@ -9,6 +9,34 @@
 
 namespace dann {
 
+Plan &Context::ready_plan(const dann_batch &batch) {
+    const Model &m = model_;
+    Plan &plan = plans_.get(m, dev_, PlanShape{static_cast<int64_t>(batch.n), 0, PlanKind::inference},
+                            nullptr);
+    load_batch(m, batch, plan.input(), "batch");
+    if (plan.weights_version != m.version) {
+        plan.prepare_weights();
+        plan.weights_version = m.version;
+    }
+    return plan;
+}
+
+void Context::features(const dann_batch &batch, float *out, size_t count) {
+    const Model &m = model_;
+    const size_t need = batch.n * static_cast<size_t>(m.feature_size);
+    if (count < need)
+        fail(DANN_ERR_SHAPE, "features holds " + std::to_string(count) + " floats, " +
+                                 std::to_string(batch.n) + " samples x " +
+                                 std::to_string(m.feature_size) + " features need " +
+                                 std::to_string(need));
+    ThreadScope threads(m.threads);
+    Plan &plan = ready_plan(batch);
+    RunState rs;
+    rs.domain = domain;
+    plan.run_features(rs);
+    std::memcpy(out, plan.features(), need * sizeof(float));
+}
+
 void Context::predict(const dann_batch &batch, float *probs, size_t probs_count,
                       float *domain_probs, size_t domain_count) {
     const Model &m = model_;
@@ -23,12 +51,7 @@ void Context::predict(const dann_batch &batch, float *probs, size_t probs_count,
         fail(DANN_ERR_SHAPE, "domain_probs holds " + std::to_string(domain_count) +
                                  " floats, the batch has " + std::to_string(n) + " samples");
     ThreadScope threads(m.threads);
-    Plan &plan = plans_.get(m, dev_, static_cast<int64_t>(n), 0, false, nullptr);
-    load_batch(m, batch, plan.input(), "batch");
-    if (plan.weights_version != m.version) {
-        plan.prepare_weights();
-        plan.weights_version = m.version;
-    }
+    Plan &plan = ready_plan(batch);
     RunState rs;
     rs.domain = domain;
     plan.predict(rs, domain_probs != nullptr);

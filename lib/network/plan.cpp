@@ -50,18 +50,21 @@ const dnnl::memory &Plan::plan_stack_backward(dnn::PlanCtx &pc, Stack_ &layers,
     return *diff;
 }
 
-Plan::Plan(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target,
-           bool training, float *const *grads)
-    : dev_(dev), ns_(n_source), nt_(n_target), training_(training), arena_(dev) {
+Plan::Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads)
+    : dev_(dev), shape_(shape), ns_(shape.n_source), nt_(shape.n_target),
+      training_(shape.kind != PlanKind::inference), arena_(dev) {
     const int64_t n = ns_ + nt_;
+    const bool statistics = shape.kind == PlanKind::statistics;
     dnn::PlanCtx pc(dev_, arena_, calls_, training_);
+    pc.statistics_only = statistics;
     input_ = arena_.make(dnn::plain({n, m.in_c, m.in_h, m.in_w}));
 
-    const bool adversarial = training_ && nt_ > 0;
+    const bool adversarial = shape.kind == PlanKind::train && nt_ > 0;
+    const bool entropy = adversarial && shape.entropy;
     BatchSplit split;
     split.domain_stats = m.domain_bn;
-    split.source = adversarial && m.domain_bn ? ns_ : 0;
-    split.whole = DANN_DOMAIN_SOURCE;
+    split.source = adversarial && m.domain_bn && ns_ > 0 ? ns_ : 0;
+    split.whole = statistics ? DANN_DOMAIN_TARGET : DANN_DOMAIN_SOURCE;
 
     // Features, always ending flattened to a plain (N, F) matrix.
     const dnnl::memory &conv_out =
@@ -70,24 +73,28 @@ Plan::Plan(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target,
     features_.back()->plan_forward(pc, conv_out);
     const dnnl::memory &feat = features_.back()->dst();
 
-    // The label head sees only the source rows, which come first.
-    label_in_ = adversarial ? arena_.view(dnn::plain({ns_, m.feature_size}), feat.get_data_handle())
-                            : feat;
+    // The label head sees only the source rows, which come first, unless the
+    // target rows carry the entropy term.
+    label_in_ = adversarial && !entropy
+                    ? arena_.view(dnn::plain({ns_, m.feature_size}), feat.get_data_handle())
+                    : feat;
     BatchSplit label_split = split;
-    label_split.source = 0;
+    if (!entropy) label_split.source = 0;
     const dnnl::memory &logits =
         plan_stack(pc, m, Stack::label, label_, label_in_, grads, label_split);
 
-    has_domain_ = adversarial || !training_;
+    has_domain_ = adversarial || !training_ || statistics;
     const dnnl::memory *domain_logits = nullptr;
     if (has_domain_)
         domain_logits = &plan_stack(pc, m, Stack::domain, domain_, feat, grads, split);
 
-    if (!training_) {
+    if (statistics) {
+        // Forward only: no losses, no backward.
+    } else if (!training_) {
         softmax_.plan(pc, logits);
         domain_out_ = dnn::reformat(pc, *domain_logits, dnn::plain({n, 1}));
     } else {
-        ce_.plan(pc, logits);
+        ce_.plan(pc, logits, ns_);
         const dnnl::memory &label_diff =
             plan_stack_backward(pc, label_, ce_.grad(), true);
         const dnnl::memory *feat_diff = &label_diff;
@@ -121,11 +128,23 @@ void Plan::predict(const RunState &rs, bool with_domain) {
     dnn::wait(dev_);
 }
 
-Losses Plan::forward(const RunState &rs, const int32_t *labels) {
+void Plan::run_features(const RunState &rs) {
+    for (auto &l : features_) l->forward(dev_, rs);
+    dnn::wait(dev_);
+}
+
+void Plan::forward_statistics(const RunState &rs) {
+    for (auto *stack : {&features_, &label_, &domain_})
+        for (auto &l : *stack) l->forward(dev_, rs);
+    dnn::wait(dev_);
+}
+
+Losses Plan::forward(const RunState &rs, const int32_t *labels, float entropy_weight) {
     Losses out;
     for (auto &l : features_) l->forward(dev_, rs);
     for (auto &l : label_) l->forward(dev_, rs);
-    out.label = ce_.forward(dev_, labels);
+    out.label = ce_.forward(dev_, labels, entropy_weight);
+    out.entropy = ce_.entropy();
     if (has_domain_) {
         for (auto &l : domain_) l->forward(dev_, rs);
         out.domain = bce_.forward(dev_);
@@ -144,20 +163,20 @@ void Plan::backward(const RunState &rs) {
     dnn::wait(dev_);
 }
 
-void Plan::commit_statistics() {
+void Plan::commit_statistics(float momentum) {
     for (auto *stack : {&features_, &label_, &domain_})
-        for (auto &l : *stack) l->commit_statistics();
+        for (auto &l : *stack) l->commit_statistics(momentum);
 }
 
 } // namespace dann
 
 namespace dann {
 
-Plan &PlanCache::get(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target,
-                     bool training, float *const *grads) {
+Plan &PlanCache::get(const Model &m, dnn::Device &dev, const PlanShape &shape,
+                     float *const *grads) {
     for (size_t i = 0; i < plans_.size(); ++i) {
         Plan &p = *plans_[i];
-        if (p.n_source() == n_source && p.n_target() == n_target && p.training() == training) {
+        if (p.shape() == shape) {
             if (i + 1 != plans_.size()) {
                 auto keep = std::move(plans_[i]);
                 plans_.erase(plans_.begin() + static_cast<std::ptrdiff_t>(i));
@@ -166,7 +185,7 @@ Plan &PlanCache::get(const Model &m, dnn::Device &dev, int64_t n_source, int64_t
             return *plans_.back();
         }
     }
-    auto plan = std::make_unique<Plan>(m, dev, n_source, n_target, training, grads);
+    auto plan = std::make_unique<Plan>(m, dev, shape, grads);
     if (plans_.size() == kMaxPlans) plans_.erase(plans_.begin());
     plans_.push_back(std::move(plan));
     return *plans_.back();

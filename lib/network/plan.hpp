@@ -15,20 +15,32 @@
 namespace dann {
 
 struct Losses {
-    float label = 0.0f, domain = 0.0f, domain_accuracy = 0.0f;
+    float label = 0.0f, domain = 0.0f, domain_accuracy = 0.0f, entropy = 0.0f;
+};
+
+enum class PlanKind {
+    inference,  // predictions and features
+    train,      // a DANN step (n_target > 0) or a source-only step
+    statistics  // forward with batch statistics, for AdaBN; n_target rows only
+};
+
+struct PlanShape {
+    int64_t n_source = 0, n_target = 0;
+    PlanKind kind = PlanKind::inference;
+    bool entropy = false; // train: the label head also runs on the target rows
+    bool operator==(const PlanShape &o) const {
+        return n_source == o.n_source && n_target == o.n_target && kind == o.kind &&
+               entropy == o.entropy;
+    }
 };
 
 class Plan {
 public:
     // Training plans take the trainer's gradient arrays (one per parameter,
-    // nullptr for non-trainable ones); inference plans pass nullptr.
-    // A training plan with n_target == 0 is a source-only plan.
-    Plan(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target, bool training,
-         float *const *grads);
+    // nullptr for non-trainable ones); other plans pass nullptr.
+    Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads);
 
-    int64_t n_source() const { return ns_; }
-    int64_t n_target() const { return nt_; }
-    bool training() const { return training_; }
+    const PlanShape &shape() const { return shape_; }
     float *input() const { return dnn::data_f32(input_); } // plain NCHW, N rows
 
     void prepare_weights();
@@ -38,11 +50,16 @@ public:
     void predict(const RunState &rs, bool with_domain);
     const float *probs() const { return softmax_.probs(); }
     const float *domain_logits() const { return dnn::data_f32(domain_out_.mem); }
+    // Inference: the features of the last predict(), plain (N, F).
+    const float *features() const { return dnn::data_f32(features_.back()->dst()); }
+    void run_features(const RunState &rs);
 
     // Training.
-    Losses forward(const RunState &rs, const int32_t *labels);
+    Losses forward(const RunState &rs, const int32_t *labels, float entropy_weight);
     void backward(const RunState &rs);
-    void commit_statistics();
+    // Statistics plans: a forward pass collecting batch statistics.
+    void forward_statistics(const RunState &rs);
+    void commit_statistics(float momentum = 0.0f);
 
     uint64_t weights_version = 0; // model version the prepared weights reflect
 
@@ -56,6 +73,7 @@ private:
                                                    bool need_first_diff_src);
 
     dnn::Device &dev_;
+    PlanShape shape_;
     int64_t ns_, nt_;
     bool training_;
     dnn::Arena arena_;
@@ -92,8 +110,7 @@ namespace dann {
 // batch shape builds a plan (allocation happens here, and only here).
 class PlanCache {
 public:
-    Plan &get(const Model &m, dnn::Device &dev, int64_t n_source, int64_t n_target,
-              bool training, float *const *grads);
+    Plan &get(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads);
 
 private:
     static constexpr size_t kMaxPlans = 4;

@@ -1,6 +1,8 @@
 #include "train/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "core/error.hpp"
@@ -10,13 +12,19 @@
 namespace dann {
 
 Trainer::Trainer(Model &m, const dann_train_params &params) : model_(m), params_(params) {
-    grads_.resize(m.params.size());
-    velocity_.resize(m.params.size());
-    grad_ptrs_.assign(m.params.size(), nullptr);
-    for (size_t i = 0; i < m.params.size(); ++i) {
+    const size_t n = m.params.size();
+    grads_.resize(n);
+    slot1_.resize(n);
+    slot2_.resize(n);
+    param_steps_.assign(n, 0);
+    grad_ptrs_.assign(n, nullptr);
+    const bool adam = params_.optimizer == DANN_OPTIMIZER_ADAM;
+    for (size_t i = 0; i < n; ++i) {
         if (!m.params[i].trainable) continue;
-        grads_[i].resize(m.params[i].numel * sizeof(float));
-        velocity_[i].resize(m.params[i].numel * sizeof(float));
+        const size_t bytes = m.params[i].numel * sizeof(float);
+        grads_[i].resize(bytes);
+        slot1_[i].resize(bytes);
+        if (adam) slot2_[i].resize(bytes);
         grad_ptrs_[i] = grads_[i].f32();
     }
 }
@@ -37,9 +45,10 @@ dann_step_result Trainer::step(const dann_batch &source, const int32_t *labels,
     const int64_t ns = static_cast<int64_t>(source.n);
     const int64_t nt = target ? static_cast<int64_t>(target->n) : 0;
     const bool adversarial = nt > 0;
+    const bool entropy = adversarial && params_.entropy_weight > 0.0f;
 
     ThreadScope threads(m.threads);
-    Plan &plan = plans_.get(m, dev_, ns, nt, true, grad_ptrs_.data());
+    Plan &plan = plans_.get(m, dev_, PlanShape{ns, nt, PlanKind::train, entropy}, grad_ptrs_.data());
     load_batch(m, source, plan.input(), "source batch");
     if (target)
         load_batch(m, *target, plan.input() + ns * int64_t(m.in_c) * m.in_h * m.in_w,
@@ -49,10 +58,13 @@ dann_step_result Trainer::step(const dann_batch &source, const int32_t *labels,
     rs.lambda = lambda;
     rs.dropout_seed = splitmix64_hash(params_.seed ^ splitmix64_hash(steps_));
     plan.prepare_weights();
-    const Losses losses = plan.forward(rs, labels);
-    if (!std::isfinite(losses.label) || !std::isfinite(losses.domain))
+    const Losses losses = plan.forward(rs, labels, params_.entropy_weight);
+    if (!std::isfinite(losses.label) || !std::isfinite(losses.domain) ||
+        !std::isfinite(losses.entropy))
         fail(DANN_ERR_NUMERIC, std::string("step rejected: ") +
-                                   (!std::isfinite(losses.label) ? "label" : "domain") +
+                                   (!std::isfinite(losses.label)    ? "label"
+                                    : !std::isfinite(losses.domain) ? "domain"
+                                                                    : "entropy") +
                                    " loss is not finite; the model is unchanged");
     plan.backward(rs);
     check_gradients(adversarial);
@@ -66,7 +78,52 @@ dann_step_result Trainer::step(const dann_batch &source, const int32_t *labels,
     r.label_loss = losses.label;
     r.domain_loss = losses.domain;
     r.domain_accuracy = losses.domain_accuracy;
+    r.target_entropy = losses.entropy;
     return r;
+}
+
+void Trainer::adapt_batchnorm(const dann_batch &target, size_t batch_size) {
+    Model &m = model_;
+    if (batch_size == 0) fail(DANN_ERR_INVALID_ARGUMENT, "batch_size must be positive");
+    bool has_bn = false;
+    for (const auto *stack : {&m.features, &m.label_head, &m.domain_head})
+        for (const LayerSpec &s : *stack) has_bn |= s.desc.kind == DANN_LAYER_BATCHNORM;
+    if (!has_bn) return;
+    if (batch_size < 2 && target.n > 1)
+        fail(DANN_ERR_INVALID_ARGUMENT, "batch_size must be at least 2 for batch statistics");
+
+    ThreadScope threads(m.threads);
+    const size_t elem = target.format == DANN_INPUT_U8_HWC ? 1 : sizeof(float);
+    const size_t sample_bytes =
+        size_t(target.height) * size_t(target.width) * size_t(target.channels) * elem;
+    // Running statistics are replaced by the average over all samples: batch
+    // b of size k after `seen` samples enters with momentum k / (seen + k).
+    // Work on copies so that a failure midway leaves the model as it was.
+    std::vector<std::vector<float>> saved;
+    for (const Param &p : m.params)
+        saved.emplace_back(p.data.f32(), p.data.f32() + p.numel);
+    size_t seen = 0;
+    try {
+        for (size_t start = 0; start < target.n; start += batch_size) {
+            const size_t k = std::min(batch_size, target.n - start);
+            if (k < 2 && seen > 0) break; // a single sample has no batch statistics
+            dann_batch part = target;
+            part.data = static_cast<const uint8_t *>(target.data) + start * sample_bytes;
+            part.n = k;
+            Plan &plan = plans_.get(m, dev_, PlanShape{0, int64_t(k), PlanKind::statistics},
+                                    nullptr);
+            load_batch(m, part, plan.input(), "target batch");
+            plan.prepare_weights();
+            plan.forward_statistics(RunState{});
+            plan.commit_statistics(float(double(k) / double(seen + k)));
+            seen += k;
+        }
+    } catch (...) {
+        for (size_t i = 0; i < m.params.size(); ++i)
+            std::memcpy(m.params[i].data.f32(), saved[i].data(), saved[i].size() * sizeof(float));
+        throw;
+    }
+    ++m.version;
 }
 
 void Trainer::check_gradients(bool adversarial) const {
@@ -82,23 +139,75 @@ void Trainer::check_gradients(bool adversarial) const {
     }
 }
 
-// PyTorch's SGD: g += wd * w; v = m v + g; w -= lr v.
+// PyTorch's optimizers. SGD: g += wd w; v = m v + g; w -= lr v.
+// Adam: g += wd w; m1 = b1 m1 + (1-b1) g; m2 = b2 m2 + (1-b2) g^2;
+// w -= lr (m1 / (1-b1^t)) / (sqrt(m2 / (1-b2^t)) + eps).
 void Trainer::update(float lr, bool adversarial) {
-    const float mom = params_.momentum, wd = params_.weight_decay;
+    const float wd = params_.weight_decay;
+    const bool adam = params_.optimizer == DANN_OPTIMIZER_ADAM;
     for (size_t i = 0; i < model_.params.size(); ++i) {
         Param &p = model_.params[i];
         if (!grad_ptrs_[i] || (!adversarial && p.stack == Stack::domain)) continue;
         float *w = p.data.f32();
-        float *v = velocity_[i].f32();
+        float *s1 = slot1_[i].f32();
         const float *g = grad_ptrs_[i];
         const int64_t n = static_cast<int64_t>(p.numel);
+        ++param_steps_[i];
+        if (!adam) {
+            const float mom = params_.momentum;
+#pragma omp parallel for simd schedule(static) if (n > 4096)
+            for (int64_t k = 0; k < n; ++k) {
+                const float gk = g[k] + wd * w[k];
+                s1[k] = mom * s1[k] + gk;
+                w[k] -= lr * s1[k];
+            }
+            continue;
+        }
+        float *s2 = slot2_[i].f32();
+        const float b1 = params_.adam_beta1, b2 = params_.adam_beta2, eps = params_.adam_eps;
+        const double t = static_cast<double>(param_steps_[i]);
+        const float c1 = static_cast<float>(1.0 - std::pow(double(b1), t));
+        const float c2 = static_cast<float>(std::sqrt(1.0 - std::pow(double(b2), t)));
+        const float step = lr / c1;
 #pragma omp parallel for simd schedule(static) if (n > 4096)
         for (int64_t k = 0; k < n; ++k) {
             const float gk = g[k] + wd * w[k];
-            v[k] = mom * v[k] + gk;
-            w[k] -= lr * v[k];
+            s1[k] = b1 * s1[k] + (1.0f - b1) * gk;
+            s2[k] = b2 * s2[k] + (1.0f - b2) * gk * gk;
+            w[k] -= step * s1[k] / (std::sqrt(s2[k]) / c2 + eps);
         }
     }
+}
+
+OptimizerState Trainer::save_state() const {
+    OptimizerState s;
+    s.optimizer = params_.optimizer;
+    s.steps = steps_;
+    s.param_steps = param_steps_;
+    const bool adam = params_.optimizer == DANN_OPTIMIZER_ADAM;
+    for (size_t i = 0; i < model_.params.size(); ++i) {
+        const size_t n = model_.params[i].trainable ? model_.params[i].numel : 0;
+        const float *a = n ? slot1_[i].f32() : nullptr;
+        s.slot1.emplace_back(a, a + n);
+        const float *b = n && adam ? slot2_[i].f32() : nullptr;
+        s.slot2.emplace_back(b, b + (adam ? n : 0));
+    }
+    return s;
+}
+
+void Trainer::load_state(const OptimizerState &s) {
+    if (s.optimizer != params_.optimizer)
+        fail(DANN_ERR_INVALID_ARGUMENT, "the checkpoint was written by another optimizer (" +
+                                            std::to_string(s.optimizer) + ") than this trainer's (" +
+                                            std::to_string(params_.optimizer) + ")");
+    for (size_t i = 0; i < model_.params.size(); ++i) {
+        if (!model_.params[i].trainable) continue;
+        std::memcpy(slot1_[i].f32(), s.slot1[i].data(), s.slot1[i].size() * sizeof(float));
+        if (!s.slot2[i].empty())
+            std::memcpy(slot2_[i].f32(), s.slot2[i].data(), s.slot2[i].size() * sizeof(float));
+    }
+    param_steps_ = s.param_steps;
+    steps_ = s.steps;
 }
 
 } // namespace dann

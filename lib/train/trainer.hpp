@@ -1,6 +1,6 @@
-// Training state of one model: gradients and momentum in the parameters'
-// PyTorch layout, and the training plans. One DANN step = forward, losses,
-// backward through the GRL, checks, then SGD with momentum in PyTorch's form.
+// Training state of one model: gradients and optimizer state in the
+// parameters' PyTorch layout, and the training plans. One DANN step = forward,
+// losses, backward through the GRL, checks, then the optimizer update.
 #pragma once
 
 #include <vector>
@@ -9,15 +9,29 @@
 
 namespace dann {
 
+// What a checkpoint keeps besides the model: the optimizer's per-parameter
+// state (SGD: velocity; Adam: first and second moments) and step counts.
+struct OptimizerState {
+    int optimizer = DANN_OPTIMIZER_SGD;
+    uint64_t steps = 0;
+    std::vector<uint64_t> param_steps;   // Adam's per-parameter t
+    std::vector<std::vector<float>> slot1, slot2; // per parameter; empty if untrainable
+};
+
 class Trainer {
 public:
     Trainer(Model &m, const dann_train_params &params);
 
     dann_step_result step(const dann_batch &source, const int32_t *labels,
                           const dann_batch *target, float lambda, float lr);
+    void adapt_batchnorm(const dann_batch &target, size_t batch_size);
 
     uint64_t steps() const { return steps_; }
     const Model &model() const { return model_; }
+    Model &model() { return model_; }
+
+    OptimizerState save_state() const;
+    void load_state(const OptimizerState &state); // validated by the caller
 
 private:
     void check_gradients(bool adversarial) const;
@@ -26,7 +40,8 @@ private:
     Model &model_;
     dann_train_params params_;
     dnn::Device dev_;
-    std::vector<Buffer> grads_, velocity_;
+    std::vector<Buffer> grads_, slot1_, slot2_;
+    std::vector<uint64_t> param_steps_;
     std::vector<float *> grad_ptrs_;
     PlanCache plans_;
     uint64_t steps_ = 0;
