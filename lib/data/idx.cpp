@@ -188,14 +188,14 @@ Idx read_idx(const std::string &path) {
         }
     }
     if (have < expected)
-        fail(DANN_ERR_FORMAT, prefix + "truncated data: " + type_name(idx.type) + " " + dims_string(idx.dims) +
-                                  " expects " + std::to_string(expected) + " bytes of data, file has " +
-                                  std::to_string(have));
+        fail(DANN_ERR_FORMAT, prefix + "truncated data: expected " + std::to_string(expected) +
+                                  " bytes of data (" + type_name(idx.type) + " " + dims_string(idx.dims) +
+                                  "), file has " + std::to_string(have));
     const uint64_t trailing = in.skip_rest();
     if (trailing > 0)
         fail(DANN_ERR_FORMAT, prefix + std::to_string(trailing) + " trailing bytes after the " +
-                                  std::to_string(expected) + " bytes of data that " + dims_string(idx.dims) +
-                                  " " + type_name(idx.type) + " needs");
+                                  std::to_string(expected) + " bytes of data (" + type_name(idx.type) + " " +
+                                  dims_string(idx.dims) + ")");
     return idx;
 }
 

@@ -17,8 +17,10 @@
 //
 // The randomness is dann's SplitMix64, not NumPy's Mersenne Twister, so the
 // points are not those of the authors' seeds, but they follow the same
-// distribution. The authors' figure uses 150 points per domain; the defaults
-// here are 300 per domain (150 per moon) and 1,000 test points.
+// distribution. The authors' script calls make_trans_moons(35, nb=150), 150
+// points per domain, and has no test set; here a domain has 300 points (150
+// per moon) by default, and the test set is 1,000 fresh points of the target
+// distribution, for measuring target accuracy on points not trained on.
 #pragma once
 
 #include <cstdint>
