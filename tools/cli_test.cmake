@@ -1,0 +1,92 @@
+# The `dann` tool end to end on the two-moons toy (ctest: cli_moons).
+# -DDANN=path of the tool, -DWORK=scratch folder, -DHAVE_RECIPE=ON|OFF.
+
+# Runs the tool with ARGN, expects exit status `expected`; OUT and ERR get the
+# output streams.
+function(dann expected)
+  execute_process(COMMAND ${DANN} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL expected)
+    string(REPLACE ";" " " line "${ARGN}")
+    message(FATAL_ERROR "dann ${line}: exit status ${rc}, expected ${expected}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  set(OUT "${out}" PARENT_SCOPE)
+  set(ERR "${err}" PARENT_SCOPE)
+endfunction()
+
+function(expect text pattern)
+  if(NOT text MATCHES "${pattern}")
+    message(FATAL_ERROR "expected output matching '${pattern}', got:\n${text}")
+  endif()
+endfunction()
+
+# The last line of stdout, where --json puts its result.
+function(last_line text var)
+  string(STRIP "${text}" text)
+  string(REGEX REPLACE "^.*\n" "" line "${text}")
+  set(${var} "${line}" PARENT_SCOPE)
+endfunction()
+
+file(REMOVE_RECURSE ${WORK})
+set(M ${WORK}/moons)
+
+dann(0 data moons --out ${M} --samples 200 --test-samples 300 --seed 7 --json)
+last_line("${OUT}" json)
+expect("${json}" "^\\{\"out\": \".*\", .*\"source-features\": \".*/source-features\"")
+foreach(name source-features source-labels target-features target-labels test-features test-labels)
+  if(NOT EXISTS ${M}/${name})
+    message(FATAL_ERROR "dann data moons did not write ${name}")
+  endif()
+endforeach()
+
+# Usage errors: exit status 2, one line naming the option.
+dann(2 data moons --out ${M} --samplse 10)
+expect("${ERR}" "^dann data moons: unknown option --samplse \\(did you mean --samples\\?\\)")
+dann(2 eval --images ${M}/test-features --labels ${M}/test-labels)
+expect("${ERR}" "^dann eval: missing option --model MODEL")
+dann(2 data moons --out ${M} --noise abc)
+expect("${ERR}" "--noise: expected a number, got 'abc'")
+dann(2 nonsense)
+
+# Failures: exit status 1, one line.
+dann(1 eval --model ${WORK}/absent.dann --images ${M}/test-features --labels ${M}/test-labels)
+expect("${ERR}" "^dann eval: cannot load model .*absent.dann")
+dann(1 info --model ${M}/test-labels)
+expect("${ERR}" "^dann info: cannot load model")
+
+if(NOT HAVE_RECIPE)
+  message(STATUS "no training recipes in this build: train, info and eval on a model skipped")
+  return()
+endif()
+
+dann(0 train --arch mlp:8 --source-images ${M}/source-features --source-labels ${M}/source-labels
+     --target-images ${M}/target-features --steps 60 --log-every 20 --out ${WORK}/tiny.dann
+     --log ${WORK}/log.csv --plot ${WORK}/curves.svg
+     --eval-images ${M}/test-features --eval-labels ${M}/test-labels --quiet --json)
+last_line("${OUT}" json)
+expect("${json}" "^\\{\"model\": \".*tiny.dann\", .*\"steps\": 60, .*\"eval_accuracy\": [0-9.e-]+")
+file(READ ${WORK}/curves.svg svg)
+expect("${svg}" "^<svg .*<polyline .*</svg>\n$")
+file(READ ${WORK}/log.csv csv)
+expect("${csv}" "^step,p,lr,lambda,label_loss,domain_loss,domain_accuracy,target_entropy,eval_accuracy\n")
+
+dann(0 info --model ${WORK}/tiny.dann --json)
+last_line("${OUT}" json)
+expect("${json}" "\"input\": \\{\"channels\": 2, \"height\": 1, \"width\": 1\\}, \"classes\": 2, ")
+
+dann(0 eval --model ${WORK}/tiny.dann --images ${M}/test-features --labels ${M}/test-labels --json)
+last_line("${OUT}" json)
+expect("${json}" "^\\{\"accuracy\": [0-9.e-]+, \"n\": 300\\}$")
+
+dann(0 predict --model ${WORK}/tiny.dann --images ${M}/test-features --out ${WORK}/pred --json)
+last_line("${OUT}" json)
+expect("${json}" "^\\{\"n\": 300, \"classes\": 2, ")
+
+# A model that cannot read the data, and labels that do not match the samples.
+dann(1 eval --model ${WORK}/tiny.dann --images ${M}/test-labels --labels ${M}/test-labels)
+expect("${ERR}" "^dann eval: .*test-labels: expected uint8 images")
+dann(1 eval --model ${WORK}/tiny.dann --images ${M}/test-features --labels ${M}/source-labels)
+expect("${ERR}" "^dann eval: .*source-labels: 200 labels for 300 samples")
+# Target labels are read only by the oracle.
+dann(2 train --arch mlp:8 --source-images ${M}/source-features --source-labels ${M}/source-labels
+     --target-images ${M}/target-features --target-labels ${M}/target-labels --out ${WORK}/x.dann)
+expect("${ERR}" "^dann train: --target-labels is read only by --mode target-oracle")
