@@ -41,7 +41,19 @@ struct RecipeConfig {
     std::string resume_path;     // checkpoint to resume from ("" = fresh)
     std::string checkpoint_path; // where to write checkpoints ("" = none)
     int64_t checkpoint_every = 1000;
+    // Overrides of the best recipe's label-free selection for shallow
+    // networks (-1 = recipe default): how many candidates are trained, and
+    // how many self-training rounds each gets.
+    int candidates = -1;
+    int self_train_rounds = -1;
 };
+
+// The number of steps the recipe was tuned for (docs/recipes.md): 3000 per
+// candidate for the best recipe on mlp networks, 10000 otherwise.
+int64_t default_steps(const std::string &arch, RecipeKind recipe);
+
+// One line naming the recipe's resolved hyperparameters, for logs.
+std::string describe_recipe(const RecipeConfig &config);
 
 // One row of the training log (every log_every steps and at the end).
 struct LogRow {
