@@ -23,6 +23,7 @@
 
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "temp_dir.hpp"
 #include "data/fmnist_m.hpp"
 #include "data/idx.hpp"
 #include "data/ppm.hpp"
@@ -38,23 +39,7 @@ const std::string kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 const std::string kProjectData = DANN_FIXTURE_DIR "/../../data";
 const std::string kProjectPhotos = kProjectData + "/photos";
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "dann-fmnistm-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const std::string &name) const { return path_ + "/" + name; }
-    const std::string &path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using dann_test::TempDir;
 
 void write_gzip(const std::string &path, const std::vector<uint8_t> &bytes) {
     gzFile f = gzopen(path.c_str(), "wb");

@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "core/error.hpp"
+#include "temp_dir.hpp"
 #include "data/idx.hpp"
 
 namespace {
@@ -30,23 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using dann::data::Idx;
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "dann-idx-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const std::string &name) const { return path_ + "/" + name; }
-    const std::string &path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using dann_test::TempDir;
 
 std::vector<uint8_t> read_bytes(const std::string &path) {
     std::ifstream f(path, std::ios::binary);

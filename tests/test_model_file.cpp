@@ -12,18 +12,11 @@
 
 #include "dann.h"
 #include "layer_test_util.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/dann-test-XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-    std::string file(const char *name) const { return path + "/" + name; }
-};
+using dann_test::TempDir;
 
 std::vector<uint8_t> read_bytes(const std::string &p) {
     std::ifstream f(p, std::ios::binary);

@@ -13,15 +13,10 @@
 #include "data/fmnist_m.hpp"
 #include "data/idx.hpp"
 #include "data/moons.hpp"
+#include "io.hpp"
 #include "json.hpp"
 #include "progress.hpp"
 
-#ifndef DANN_SOURCE_DATA_DIR
-#define DANN_SOURCE_DATA_DIR ""
-#endif
-#ifndef DANN_INSTALL_DATA_DIR
-#define DANN_INSTALL_DATA_DIR ""
-#endif
 
 namespace dann::tool {
 
@@ -67,13 +62,7 @@ int fmnist_m(int argc, char **argv) {
 
     const std::string fmnist = args.get("--fmnist", kFmnistDefault);
     const std::string out = args.get("--out");
-    std::string photos = args.get("--photos");
-    if (photos.empty()) {
-        std::vector<std::string> candidates;
-        if (*DANN_SOURCE_DATA_DIR) candidates.emplace_back(DANN_SOURCE_DATA_DIR);
-        if (*DANN_INSTALL_DATA_DIR) candidates.emplace_back(DANN_INSTALL_DATA_DIR);
-        photos = data::find_fmnist_m_photos_dir(candidates);
-    }
+    const std::string photos = photos_dir(args.get("--photos"));
     make_dirs(out);
 
     const auto start = std::chrono::steady_clock::now();

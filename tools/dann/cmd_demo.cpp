@@ -26,12 +26,6 @@
 #include "svg.hpp"
 #include "train_log.hpp"
 
-#ifndef DANN_SOURCE_DATA_DIR
-#define DANN_SOURCE_DATA_DIR ""
-#endif
-#ifndef DANN_INSTALL_DATA_DIR
-#define DANN_INSTALL_DATA_DIR ""
-#endif
 
 namespace dann::tool {
 namespace {
@@ -83,13 +77,7 @@ std::string ensure_target_domain(const Options &o) {
     const std::vector<std::string> files = {"train-images-idx4-ubyte", "train-labels-idx1-ubyte",
                                             "t10k-images-idx4-ubyte", "t10k-labels-idx1-ubyte"};
     if (all_exist(dir, files)) return dir;
-    std::string photos = o.photos;
-    if (photos.empty()) {
-        std::vector<std::string> candidates;
-        if (*DANN_SOURCE_DATA_DIR) candidates.emplace_back(DANN_SOURCE_DATA_DIR);
-        if (*DANN_INSTALL_DATA_DIR) candidates.emplace_back(DANN_INSTALL_DATA_DIR);
-        photos = data::find_fmnist_m_photos_dir(candidates);
-    }
+    const std::string photos = photos_dir(o.photos);
     fs::create_directories(dir);
     Progress progress("fmnist-m", 4, "files", !o.quiet);
     progress.update(0);

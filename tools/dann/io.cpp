@@ -2,7 +2,15 @@
 
 #include <stdexcept>
 
+#include "data/fmnist_m.hpp"
 #include "data/idx.hpp"
+
+#ifndef DANN_SOURCE_DATA_DIR
+#define DANN_SOURCE_DATA_DIR ""
+#endif
+#ifndef DANN_INSTALL_DATA_DIR
+#define DANN_INSTALL_DATA_DIR ""
+#endif
 
 namespace dann::tool {
 
@@ -16,6 +24,14 @@ std::string shape_text(const data::Idx &idx) {
 }
 
 } // namespace
+
+std::string photos_dir(const std::string &given) {
+    if (!given.empty()) return given;
+    std::vector<std::string> candidates;
+    if (*DANN_SOURCE_DATA_DIR) candidates.emplace_back(DANN_SOURCE_DATA_DIR);
+    if (*DANN_INSTALL_DATA_DIR) candidates.emplace_back(DANN_INSTALL_DATA_DIR);
+    return data::find_fmnist_m_photos_dir(candidates);
+}
 
 Dataset load_samples(const std::string &path) {
     data::Idx idx = data::read_idx(path);
