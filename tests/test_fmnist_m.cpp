@@ -23,7 +23,7 @@
 
 #include "core/error.hpp"
 #include "core/rng.hpp"
-#include "temp_dir.hpp"
+#include "file_test_util.hpp"
 #include "data/fmnist_m.hpp"
 #include "data/idx.hpp"
 #include "data/ppm.hpp"
@@ -108,17 +108,7 @@ void require_fashion_mnist() {
                                                      << ": install the Debian package dataset-fashion-mnist");
 }
 
-template <class F>
-void expect_error(F &&f, dann_status status, std::initializer_list<std::string> fragments) {
-    try {
-        f();
-        FAIL("no error was thrown; expected status " << status);
-    } catch (const dann::Error &e) {
-        const std::string msg = e.what();
-        CHECK_MESSAGE(e.status() == status, msg);
-        for (const std::string &frag : fragments) CHECK_MESSAGE(msg.find(frag) != std::string::npos, msg);
-    }
-}
+using dann_test::expect_error;
 
 // A folder of valid synthetic inputs, to be damaged by a test.
 struct Inputs {

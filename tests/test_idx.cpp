@@ -23,7 +23,7 @@
 #include <zlib.h>
 
 #include "core/error.hpp"
-#include "temp_dir.hpp"
+#include "file_test_util.hpp"
 #include "data/idx.hpp"
 
 namespace {
@@ -77,19 +77,7 @@ std::vector<uint8_t> pattern_u8(size_t n) {
     return v;
 }
 
-// Runs f, which must throw dann::Error with `status` and a message holding
-// every fragment.
-template <class F>
-void expect_error(F &&f, dann_status status, std::initializer_list<std::string> fragments) {
-    try {
-        f();
-        FAIL("no error was thrown; expected status " << status);
-    } catch (const dann::Error &e) {
-        const std::string msg = e.what();
-        CHECK_MESSAGE(e.status() == status, msg);
-        for (const std::string &frag : fragments) CHECK_MESSAGE(msg.find(frag) != std::string::npos, msg);
-    }
-}
+using dann_test::expect_error;
 
 void expect_malformed(const std::string &path, std::initializer_list<std::string> fragments) {
     expect_error([&] { dann::data::read_idx(path); }, DANN_ERR_FORMAT, fragments);

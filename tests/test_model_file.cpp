@@ -12,7 +12,7 @@
 
 #include "dann.h"
 #include "layer_test_util.hpp"
-#include "temp_dir.hpp"
+#include "file_test_util.hpp"
 
 namespace {
 

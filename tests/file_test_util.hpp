@@ -1,12 +1,16 @@
-// A temporary folder for one test, removed with everything in it afterwards.
+// Helpers of the file tests: a temporary folder removed with everything in it
+// afterwards, and a check that a call fails with a given status and message.
 #pragma once
 
 #include <cstdlib>
+#include <initializer_list>
 #include <filesystem>
 #include <string>
 #include <system_error>
 
 #include <doctest/doctest.h>
+
+#include "core/error.hpp"
 
 namespace dann_test {
 
@@ -30,5 +34,19 @@ public:
 private:
     std::string path_;
 };
+
+// Runs f, which must throw dann::Error with `status` and a message holding
+// every fragment.
+template <class F>
+void expect_error(F &&f, dann_status status, std::initializer_list<std::string> fragments) {
+    try {
+        f();
+        FAIL("no error was thrown; expected status " << status);
+    } catch (const dann::Error &e) {
+        const std::string msg = e.what();
+        CHECK_MESSAGE(e.status() == status, msg);
+        for (const std::string &frag : fragments) CHECK_MESSAGE(msg.find(frag) != std::string::npos, msg);
+    }
+}
 
 } // namespace dann_test
