@@ -124,7 +124,7 @@ int train(int argc, char **argv) {
         .option("--target-labels", "F", "target labels; read only by --mode target-oracle")
         .option("--mode", "MODE", "dann | source-only | target-oracle", "dann")
         .option("--recipe", "R", "paper (the papers' SGD recipe) | best (tuned default)", "best")
-        .option("--steps", "N", "training steps", "10000")
+        .option("--steps", "N", "training steps (default: 10000; 3000 for mlp with the best recipe)")
         .option("--batch", "N", "samples per domain and step", "64")
         .option("--seed", "S", "seed of the weights, batches and dropout", "1")
         .option("--threads", "T", "CPU threads (0: OpenMP's default)", "1")
@@ -165,7 +165,8 @@ int train(int argc, char **argv) {
     config.recipe = args.get_choice("--recipe", "best", {"paper", "best"}) == "paper"
                         ? RecipeKind::paper
                         : RecipeKind::best;
-    config.steps = args.get_int("--steps", config.steps, 1, int64_t{1} << 40);
+    config.steps = args.has("--steps") ? args.get_int("--steps", config.steps, 1, int64_t{1} << 40)
+                                       : default_steps(config.arch, config.recipe);
     config.batch = static_cast<int>(args.get_int("--batch", config.batch, 1, 1 << 20));
     config.seed = args.get_u64("--seed", config.seed);
     config.threads = static_cast<int>(args.get_int("--threads", config.threads, 0, 4096));
