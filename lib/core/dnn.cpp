@@ -44,10 +44,14 @@ Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want) {
     }
     r.mem = pc.arena.make(want);
     r.source = from;
-    dnnl::reorder::primitive_desc rpd(pc.dev.eng, from.get_desc(), pc.dev.eng, want, pc.attr);
-    r.call = pc.record(dnnl::reorder(rpd), {{DNNL_ARG_FROM, &r.source}, {DNNL_ARG_TO, &r.mem}},
-                       &rpd);
+    r.call = reorder_into(pc, r.source, r.mem);
     return r;
+}
+
+Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to) {
+    dnnl::reorder::primitive_desc rpd(pc.dev.eng, from.get_desc(), pc.dev.eng, to.get_desc(),
+                                      pc.attr);
+    return pc.record(dnnl::reorder(rpd), {{DNNL_ARG_FROM, &from}, {DNNL_ARG_TO, &to}}, &rpd);
 }
 
 void finalize_scratchpad(Arena &arena, std::deque<Call> &calls, Buffer &storage,

@@ -79,6 +79,9 @@ struct Reformat {
     dnnl::memory source; // keeps the reorder's input alive
 };
 Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want);
+// A reorder from `from` into the existing memory `to` (both kept alive by
+// their owners).
+Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to);
 
 // Sizes the scratchpad (largest need over all calls), allocates it, and hands
 // it to every call that asked for one.

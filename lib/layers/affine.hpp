@@ -56,12 +56,7 @@ public:
             grad_weights_ = grad_weights_plain_;
         } else {
             grad_weights_ = pc.arena.make(bwpd_.diff_weights_desc());
-            dnnl::reorder::primitive_desc rpd(pc.dev.eng, grad_weights_.get_desc(), pc.dev.eng,
-                                              grad_weights_plain_.get_desc(), pc.attr);
-            grad_reorder_ = pc.record(dnnl::reorder(rpd),
-                                      {{DNNL_ARG_FROM, &grad_weights_},
-                                       {DNNL_ARG_TO, &grad_weights_plain_}},
-                                      &rpd);
+            grad_reorder_ = dnn::reorder_into(pc, grad_weights_, grad_weights_plain_);
         }
         if (!(bwpd_.diff_bias_desc() == bias_md_))
             fail(DANN_ERR_INTERNAL, "unexpected bias gradient layout");

@@ -98,10 +98,12 @@ void Trainer::adapt_batchnorm(const dann_batch &target, size_t batch_size) {
         size_t(target.height) * size_t(target.width) * size_t(target.channels) * elem;
     // Running statistics are replaced by the average over all samples: batch
     // b of size k after `seen` samples enters with momentum k / (seen + k).
-    // Work on copies so that a failure midway leaves the model as it was.
-    std::vector<std::vector<float>> saved;
-    for (const Param &p : m.params)
-        saved.emplace_back(p.data.f32(), p.data.f32() + p.numel);
+    // Only running statistics change; keep them so that a failure midway
+    // leaves the model as it was.
+    std::vector<std::vector<float>> saved(m.params.size());
+    for (size_t i = 0; i < m.params.size(); ++i)
+        if (!m.params[i].trainable)
+            saved[i].assign(m.params[i].data.f32(), m.params[i].data.f32() + m.params[i].numel);
     size_t seen = 0;
     try {
         for (size_t start = 0; start < target.n; start += batch_size) {
@@ -120,16 +122,21 @@ void Trainer::adapt_batchnorm(const dann_batch &target, size_t batch_size) {
         }
     } catch (...) {
         for (size_t i = 0; i < m.params.size(); ++i)
-            std::memcpy(m.params[i].data.f32(), saved[i].data(), saved[i].size() * sizeof(float));
+            if (!saved[i].empty())
+                std::memcpy(m.params[i].data.f32(), saved[i].data(), saved[i].size() * sizeof(float));
         throw;
     }
     ++m.version;
 }
 
+bool Trainer::updates(size_t i, bool adversarial) const {
+    return grad_ptrs_[i] && (adversarial || model_.params[i].stack != Stack::domain);
+}
+
 void Trainer::check_gradients(bool adversarial) const {
     for (size_t i = 0; i < model_.params.size(); ++i) {
         const Param &p = model_.params[i];
-        if (!grad_ptrs_[i] || (!adversarial && p.stack == Stack::domain)) continue;
+        if (!updates(i, adversarial)) continue;
         const float *g = grad_ptrs_[i];
         float sum = 0.0f;
         for (size_t k = 0; k < p.numel; ++k) sum += g[k] * 0.0f;
@@ -147,7 +154,7 @@ void Trainer::update(float lr, bool adversarial) {
     const bool adam = params_.optimizer == DANN_OPTIMIZER_ADAM;
     for (size_t i = 0; i < model_.params.size(); ++i) {
         Param &p = model_.params[i];
-        if (!grad_ptrs_[i] || (!adversarial && p.stack == Stack::domain)) continue;
+        if (!updates(i, adversarial)) continue;
         float *w = p.data.f32();
         float *s1 = slot1_[i].f32();
         const float *g = grad_ptrs_[i];

@@ -34,6 +34,9 @@ public:
     void load_state(const OptimizerState &state); // validated by the caller
 
 private:
+    // Whether parameter i is updated by a step (a source-only step leaves the
+    // domain head alone).
+    bool updates(size_t i, bool adversarial) const;
     void check_gradients(bool adversarial) const;
     void update(float lr, bool adversarial);
 
