@@ -206,6 +206,10 @@ DANN_API dann_status dann_model_create_mlp(int input_dim, int hidden_units,
 
 DANN_API void dann_model_destroy(dann_model *model);
 
+/* A deep copy: architecture, weights, input normalisation, thread setting and
+ * replay set. */
+DANN_API dann_status dann_model_clone(const dann_model *model, dann_model **out);
+
 /* Input shape (channels, height, width), classes, and feature width. */
 typedef struct dann_model_info {
     int in_channels, in_height, in_width;
@@ -418,6 +422,192 @@ DANN_API dann_status dann_model_load(const char *path, dann_model **out);
  * into the trainer's model, whose architecture must match the file's. */
 DANN_API dann_status dann_trainer_save(const dann_trainer *trainer, const char *path);
 DANN_API dann_status dann_trainer_load(dann_trainer *trainer, const char *path);
+
+/* ------------------------------------------------------------------------- */
+/* Source replay set                                                          */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * A model may carry a few thousand labelled source samples: on the device,
+ * DANN needs labelled source data to keep the label task anchored while it
+ * adapts (dann_adapter), and the guard measures accuracy on them. They are
+ * stored compactly in the samples' own format (uint8 HWC stays one byte per
+ * value) and saved with the model.
+ *
+ * dann_model_set_replay copies `samples` (format DANN_INPUT_U8_HWC or
+ * DANN_INPUT_F32_NCHW; channels 1 or the model's; height and width the
+ * model's) and `labels` (one per sample, in [0, num_classes)). samples == NULL
+ * (or n == 0) removes the replay set. NaN/Inf values are refused.
+ */
+DANN_API dann_status dann_model_set_replay(dann_model *model, const dann_batch *samples,
+                                           const int32_t *labels);
+
+typedef struct dann_replay_info {
+    size_t n;                 /* samples; 0 if the model has no replay set */
+    dann_input_format format; /* DANN_INPUT_U8_HWC or DANN_INPUT_F32_NCHW   */
+    int channels, height, width;
+    size_t bytes;             /* storage of samples and labels               */
+} dann_replay_info;
+
+DANN_API dann_status dann_model_replay_info(const dann_model *model, dann_replay_info *out);
+
+/* Copies samples [first, first + count) of the replay set out: `data` receives
+ * count samples in the replay set's format (data_bytes must be enough), and
+ * `labels` (if not NULL) count labels. */
+DANN_API dann_status dann_model_get_replay(const dann_model *model, size_t first, size_t count,
+                                           void *data, size_t data_bytes, int32_t *labels);
+
+/* ------------------------------------------------------------------------- */
+/* Drift score                                                                */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * How far `recent` samples are from the source, seen by the model's domain head
+ * (P(target), source = 0, target = 1): with a `reference` batch of source
+ * samples (e.g. the replay set), 2 * AUC - 1 clamped to [0, 1], where AUC is
+ * the probability that a recent sample gets a higher P(target) than a reference
+ * sample (0: indistinguishable from the source; 1: fully separated). With
+ * reference == NULL, the mean P(target) of the recent samples.
+ */
+DANN_API dann_status dann_drift_score(dann_context *ctx, const dann_batch *recent,
+                                      const dann_batch *reference, float *score);
+
+/* ------------------------------------------------------------------------- */
+/* On-device adaptation                                                       */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * An adapter keeps a model serving predictions while it adapts it to an
+ * unlabelled target stream. The application pushes target samples into a
+ * bounded ring buffer; adaptation runs in rounds of DANN steps (a labelled
+ * source batch from the model's replay set + a target batch from the ring),
+ * on the caller's thread (dann_adapter_run) or on a thread the adapter owns
+ * (dann_adapter_start). After each round a label-free guard checks the
+ * candidate weights; if they pass, they are published as a new snapshot,
+ * otherwise the adapter rolls back to the last good weights and records why.
+ *
+ * Predictions: contexts made by dann_adapter_context_create follow the
+ * published snapshots. Each dann_predict on such a context uses one
+ * consistent set of weights: the latest snapshot at the start of the call.
+ * Any number of such contexts may run on other threads during adaptation.
+ *
+ * Memory: everything (the model copies, optimizer state, ring buffer,
+ * primitives, scratchpads, the background thread) is allocated by
+ * dann_adapter_create; push, run and predict allocate nothing in dann's own
+ * code afterwards. oneDNN itself allocates a small argument map inside every
+ * primitive execution (measured by tests/alloc: see dann_adapter_memory).
+ */
+typedef struct dann_adapter dann_adapter;
+
+typedef enum dann_adapt_mode {
+    DANN_ADAPT_DANN = 0,     /* DANN steps on replay (source) + ring (target) */
+    DANN_ADAPT_BATCHNORM = 1 /* AdaBN only: re-estimate the batch-norm target
+                                statistics from the ring; needs no replay set */
+} dann_adapt_mode;
+
+/* Defaults (dann_adapter_params_default) after each field. */
+typedef struct dann_adapter_params {
+    dann_adapt_mode mode;       /* DANN_ADAPT_DANN                                */
+    dann_train_params train;    /* optimizer etc.: dann_train_params_default()
+                                   with optimizer ADAM                             */
+    float lr;                   /* learning rate of every step. 1e-4               */
+    float lambda;               /* GRL factor of every step. 0.3                   */
+    size_t source_batch;        /* replay samples per step. 32                     */
+    size_t target_batch;        /* ring samples per step. 32                       */
+    size_t steps_per_round;     /* steps between guard checks / snapshots. 20      */
+    size_t min_new_samples;     /* background: samples pushed since the last round
+                                   before another round starts. 64                 */
+    size_t capacity;            /* ring buffer, in samples. 2048                   */
+    dann_input_format format;   /* of pushed samples: U8_HWC or F32_NCHW. U8_HWC   */
+    int channels;               /* of pushed samples: 1 or the model's; 0 = model's */
+    size_t guard_samples;       /* replay samples and recent ring samples the guard
+                                   and the drift score look at. 256                */
+    float guard_max_replay_drop;/* largest allowed drop of replay accuracy against
+                                   the last commit (absolute). 0.05                */
+    float guard_min_class_entropy; /* smallest allowed ratio of the predicted-class
+                                   distribution's entropy on recent samples to the
+                                   last commit's on the same samples. 0.5          */
+    size_t memory_budget;       /* bytes; creation fails with
+                                   DANN_ERR_OUT_OF_MEMORY above it. 0: no limit    */
+    int background;             /* nonzero: own a thread for dann_adapter_start. 1 */
+} dann_adapter_params;
+
+DANN_API dann_adapter_params dann_adapter_params_default(void);
+
+/* Copies `model` (weights, input normalisation, replay set); the adapter never
+ * touches `model` again. DANN mode needs a replay set. */
+DANN_API dann_status dann_adapter_create(const dann_model *model,
+                                         const dann_adapter_params *params,
+                                         dann_adapter **out);
+/* Stops the background thread (waiting for the round in progress) and frees
+ * everything. Contexts made from the adapter must be destroyed first. */
+DANN_API void dann_adapter_destroy(dann_adapter *adapter);
+
+/* Copies `batch` (in the params' format and channels, the model's height and
+ * width) into the ring buffer, overwriting the oldest samples when full.
+ * Thread-safe with respect to the adapter's own thread. NaN/Inf are refused. */
+DANN_API dann_status dann_adapter_push(dann_adapter *adapter, const dann_batch *batch);
+
+/* Runs `rounds` rounds on the calling thread (each: steps_per_round steps,
+ * then the guard, then a snapshot or a rollback). DANN_ERR_INVALID_ARGUMENT
+ * while the background thread is running; DANN_ERR_SHAPE if the ring holds
+ * fewer than target_batch samples. A guard rollback is not an error: see
+ * dann_adapter_stats. */
+DANN_API dann_status dann_adapter_run(dann_adapter *adapter, size_t rounds);
+
+/* Background adaptation: start lets the adapter's thread run a round whenever
+ * min_new_samples new samples have arrived; stop waits for the round in
+ * progress and returns the first error the thread met since start (DANN_OK if
+ * none). */
+DANN_API dann_status dann_adapter_start(dann_adapter *adapter);
+DANN_API dann_status dann_adapter_stop(dann_adapter *adapter);
+
+/* Commit: the current snapshot becomes the rollback point and the guard's
+ * reference. Rollback: the weights return to the last commit (at first, the
+ * model the adapter was created from) and are published. Both wait for a
+ * round in progress. */
+DANN_API dann_status dann_adapter_commit(dann_adapter *adapter);
+DANN_API dann_status dann_adapter_rollback(dann_adapter *adapter);
+
+/* A prediction context that follows the adapter's published snapshots (see
+ * above). Destroy it with dann_context_destroy before the adapter. */
+DANN_API dann_status dann_adapter_context_create(dann_adapter *adapter, dann_context **out);
+
+typedef enum dann_guard_reason {
+    DANN_GUARD_NONE = 0,
+    DANN_GUARD_NONFINITE = 1,     /* NaN or Inf loss or gradient                */
+    DANN_GUARD_REPLAY_DROP = 2,   /* replay (source) accuracy fell too far      */
+    DANN_GUARD_CLASS_COLLAPSE = 3 /* predicted classes collapsed on recent data */
+} dann_guard_reason;
+
+typedef struct dann_adapter_stats {
+    uint64_t rounds;            /* rounds run (accepted + rolled back)          */
+    uint64_t steps;             /* DANN steps taken, rolled-back ones included  */
+    uint64_t snapshots;         /* snapshots published                          */
+    uint64_t guard_events;      /* rounds rolled back by the guard              */
+    dann_guard_reason last_guard_reason;
+    uint64_t samples_pushed;    /* since creation                               */
+    size_t samples_buffered;    /* now in the ring                              */
+    float label_loss, domain_loss, domain_accuracy; /* means over the last round */
+    float replay_accuracy;      /* of the current snapshot (guard samples)      */
+    float reference_replay_accuracy; /* of the last commit                      */
+    float class_entropy;        /* normalised entropy of the predicted classes
+                                   on recent samples, current snapshot [0, 1]   */
+    float drift;                /* dann_drift_score of recent samples against
+                                   the replay set, with the last commit's
+                                   domain head; [0, 1]                          */
+    int running;                /* background thread active                     */
+} dann_adapter_stats;
+
+DANN_API dann_status dann_adapter_get_stats(dann_adapter *adapter, dann_adapter_stats *out);
+
+/* Bytes the adapter allocated at creation (fixed for its lifetime). */
+DANN_API size_t dann_adapter_memory(const dann_adapter *adapter);
+
+/* Copies the current snapshot (weights, batch-norm statistics, input
+ * normalisation, replay set) into `model`, which must have the same
+ * architecture; e.g. to save it with dann_model_save. */
+DANN_API dann_status dann_adapter_get_model(dann_adapter *adapter, dann_model *model);
 
 #ifdef __cplusplus
 }

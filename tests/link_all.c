@@ -42,6 +42,7 @@ static const named_fn functions[] = {
     DANN_FN(dann_model_create_preset),
     DANN_FN(dann_model_create_mlp),
     DANN_FN(dann_model_destroy),
+    DANN_FN(dann_model_clone),
     DANN_FN(dann_model_get_info),
     DANN_FN(dann_model_set_input_norm),
     DANN_FN(dann_model_set_threads),

@@ -1,5 +1,6 @@
-// The only file that defines dann's extern "C" functions: arguments are
-// checked here, and every exception becomes a status and a per-thread message.
+// dann's extern "C" functions (models, contexts, trainers, files): arguments
+// are checked here, and every exception becomes a status and a per-thread
+// message (c_api/handles.hpp).
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -12,53 +13,11 @@
 #include "network/model.hpp"
 #include "train/trainer.hpp"
 
-struct dann_model {
-    std::unique_ptr<dann::Model> impl;
-};
-struct dann_context {
-    std::unique_ptr<dann::Context> impl;
-};
-struct dann_trainer {
-    std::unique_ptr<dann::Trainer> impl;
-};
+#include "c_api/handles.hpp"
 
 namespace {
 
-using dann::fail;
-
-template <class F>
-dann_status guard(F &&f) noexcept {
-    try {
-        dann::set_last_error("");
-        f();
-        return DANN_OK;
-    } catch (const dann::Error &e) {
-        dann::set_last_error(e.what());
-        return e.status();
-    } catch (const dnnl::error &e) {
-        dann::set_last_error(std::string("oneDNN: ") + e.what());
-        return e.status == dnnl_out_of_memory ? DANN_ERR_OUT_OF_MEMORY : DANN_ERR_BACKEND;
-    } catch (const std::bad_alloc &) {
-        dann::set_last_error("out of memory");
-        return DANN_ERR_OUT_OF_MEMORY;
-    } catch (const std::exception &e) {
-        dann::set_last_error(std::string("internal error: ") + e.what());
-        return DANN_ERR_INTERNAL;
-    } catch (...) {
-        dann::set_last_error("internal error: unknown exception");
-        return DANN_ERR_INTERNAL;
-    }
-}
-
-template <class T>
-void need(const T *p, const char *name) {
-    if (!p) fail(DANN_ERR_INVALID_ARGUMENT, std::string(name) + " is NULL");
-}
-
-template <class T>
-void reset_out(T **out) {
-    if (out) *out = nullptr;
-}
+using namespace dann::capi;
 
 dann_status create_model(const dann_model_desc &desc, uint64_t seed, dann_model **out) {
     reset_out(out);
@@ -204,6 +163,17 @@ dann_status dann_model_create_mlp(int input_dim, int hidden_units, int num_class
 }
 
 void dann_model_destroy(dann_model *model) { delete model; }
+
+dann_status dann_model_clone(const dann_model *model, dann_model **out) {
+    reset_out(out);
+    return guard([&] {
+        need(model, "model");
+        need(out, "out");
+        auto m = std::make_unique<dann_model>();
+        m->impl = model->impl->clone();
+        *out = m.release();
+    });
+}
 
 dann_status dann_model_get_info(const dann_model *model, dann_model_info *out) {
     return guard([&] {

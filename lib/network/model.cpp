@@ -1,6 +1,7 @@
 #include "network/model.hpp"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.hpp"
 #include "core/rng.hpp"
@@ -278,6 +279,34 @@ ParamBinding Model::binding(const LayerSpec &spec, float *const *grads) const {
         }
     }
     return b;
+}
+
+} // namespace dann
+
+namespace dann {
+
+std::unique_ptr<Model> Model::clone() const {
+    std::vector<dann_layer_desc> f, l, d;
+    for (const LayerSpec &s : features) f.push_back(s.desc);
+    for (const LayerSpec &s : label_head) l.push_back(s.desc);
+    for (const LayerSpec &s : domain_head) d.push_back(s.desc);
+    dann_model_desc desc = describe(in_c, in_h, in_w, f.data(), f.size(), l.data(), l.size(),
+                                    d.data(), d.size());
+    desc.domain_batchnorm = domain_bn ? 1 : 0;
+    std::unique_ptr<Model> m = create(desc, 0);
+    m->copy_params_from(*this);
+    m->input_scale = input_scale;
+    m->input_mean = input_mean;
+    m->threads = threads;
+    m->replay = replay;
+    return m;
+}
+
+void Model::copy_params_from(const Model &src) {
+    for (size_t i = 0; i < params.size(); ++i)
+        std::memcpy(params[i].data.data(), src.params[i].data.data(),
+                    params[i].numel * sizeof(float));
+    ++version;
 }
 
 } // namespace dann

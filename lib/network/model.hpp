@@ -40,9 +40,40 @@ struct Param {
     Buffer data;
 };
 
+// The optional labelled source replay set a model carries (dann.h): samples in
+// their own compact format (U8_HWC or F32_NCHW), contiguous, and their labels.
+struct ReplaySet {
+    dann_input_format format = DANN_INPUT_U8_HWC;
+    int channels = 0, height = 0, width = 0;
+    size_t n = 0;
+    std::vector<uint8_t> data;   // n * sample_bytes()
+    std::vector<int32_t> labels; // n
+    size_t sample_bytes() const {
+        return size_t(channels) * size_t(height) * size_t(width) *
+               (format == DANN_INPUT_U8_HWC ? 1 : sizeof(float));
+    }
+    // A view of samples [first, first + count).
+    dann_batch batch(size_t first, size_t count) const {
+        dann_batch b{};
+        b.format = format;
+        b.data = data.data() + first * sample_bytes();
+        b.n = count;
+        b.height = height;
+        b.width = width;
+        b.channels = channels;
+        return b;
+    }
+};
+
 class Model {
 public:
     static std::unique_ptr<Model> create(const dann_model_desc &desc, uint64_t seed);
+    // A deep copy (architecture, parameters, input normalisation, threads,
+    // replay set).
+    std::unique_ptr<Model> clone() const;
+    // Copies `src`'s parameter values into this model (same architecture,
+    // checked by the caller); allocates nothing. Bumps the version.
+    void copy_params_from(const Model &src);
 
     int in_c = 0, in_h = 0, in_w = 0;
     int num_classes = 0;
@@ -53,6 +84,8 @@ public:
 
     float input_scale = 1.0f / 255.0f;
     std::vector<float> input_mean; // per channel
+
+    ReplaySet replay; // empty unless set (dann_model_set_replay, a model file)
 
     int threads = 0;        // 0: OpenMP's current setting
     uint64_t version = 1;   // changes whenever a weight changes
