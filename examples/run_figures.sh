@@ -9,7 +9,7 @@
 #   paper recipe, MNIST network, 10000 steps: source only and DANN, seeds 1-3,
 #     and the target-oracle reference (trained on labelled target data);
 #   best recipe (the default), MNIST network, 10000 steps: DANN, seeds 1-3;
-#   two moons rotated 35 degrees, mlp:15, best recipe (3000 steps per
+#   two moons rotated 35 degrees, mlp:15, best recipe (6000 steps per
 #     candidate): DANN and source only, seeds 1-5.
 #
 # Each run has its own folder under OUT/runs/. A run whose result.json exists
@@ -56,7 +56,7 @@ OUT=$(cd "$OUT" && pwd)
 export OMP_NUM_THREADS=$THREADS
 
 IMAGE_STEPS=${STEPS:-10000}
-MOONS_STEPS=${STEPS:-3000}
+MOONS_STEPS=${STEPS:-6000}
 # A 10000-step run cut off loses at most 500 steps.
 CHECKPOINT_EVERY=$(( IMAGE_STEPS >= 2000 ? 500 : (IMAGE_STEPS >= 4 ? IMAGE_STEPS / 4 : 1) ))
 FM=$OUT/data/fmnist-m

@@ -40,7 +40,7 @@ struct Recipe {
     // Label-free model selection and self-training (the shallow networks).
     int candidates = 1;
     int self_rounds = 0;
-    int64_t self_steps = 0; // per round: 2/15 of the DANN phase (400 for 3000)
+    int64_t self_steps = 0; // per round: 2/15 of the DANN phase (800 for 6000)
     float self_lr = 0.0f;
 };
 
@@ -60,10 +60,11 @@ Recipe resolve(const RecipeConfig &c, const Arch &arch) {
     } else {
         r.params.optimizer = DANN_OPTIMIZER_SGD;
         r.params.momentum = 0.9f;
-        r.mu0 = 0.2f;
-        r.lambda_max = 6.0f;
+        // Chosen without target labels (examples/tune_moons.sh, docs/recipes.md).
+        r.mu0 = 0.5f;
+        r.lambda_max = 1.0f;
         r.candidates = 8;
-        r.self_rounds = 10;
+        r.self_rounds = 20;
         r.self_steps = std::max<int64_t>(1, (c.steps * 2 + 7) / 15);
         r.self_lr = 0.03f;
     }
@@ -138,12 +139,19 @@ public:
             train_dann(m.get(), seed, r_.candidates == 1);
             if (r_.self_rounds > 0) self_train(m.get(), seed);
             if (r_.candidates == 1) {
+                // Scored only for whoever asks (the score costs two passes).
+                if (hooks_.candidate && c_.mode == Mode::dann) {
+                    CandidateScore cs = label_free_score(m.get());
+                    hooks_.candidate(cs);
+                }
                 best = std::move(m);
                 break;
             }
-            const double score = label_free_score(m.get());
-            if (!best || score < best_score) {
-                best_score = score;
+            CandidateScore cs = label_free_score(m.get());
+            cs.index = k;
+            if (hooks_.candidate) hooks_.candidate(cs);
+            if (!best || cs.score < best_score) {
+                best_score = cs.score;
                 best = std::move(m);
             }
         }
@@ -385,7 +393,7 @@ private:
     // Label-free score of a candidate (lower is better): the error on the
     // labelled source training data plus the mean prediction entropy on the
     // unlabelled target training data, in units of ln(classes).
-    double label_free_score(const dann_model *model) const {
+    CandidateScore label_free_score(const dann_model *model) const {
         const size_t k = size_t(classes_);
         const std::vector<float> ps = predict_all(model, *train_, DANN_DOMAIN_SOURCE);
         size_t wrong = 0;
@@ -398,8 +406,11 @@ private:
                 const double q = double(pt[i * k + j]);
                 if (q > 0.0) entropy -= q * std::log(q);
             }
-        return double(wrong) / double(train_->n) +
-               entropy / double(target_->n) / std::log(double(k));
+        CandidateScore cs;
+        cs.source_error = double(wrong) / double(train_->n);
+        cs.target_entropy = entropy / double(target_->n) / std::log(double(k));
+        cs.score = cs.source_error + cs.target_entropy;
+        return cs;
     }
 
     // Self-training (docs/recipes.md): rounds of pseudo-labelling the
@@ -490,7 +501,7 @@ dann_model *train(const RecipeConfig &config, const Dataset &source, const Datas
 }
 
 int64_t default_steps(const std::string &arch, RecipeKind recipe) {
-    return recipe == RecipeKind::best && parse_arch(arch).mlp ? 3000 : 10000;
+    return recipe == RecipeKind::best && parse_arch(arch).mlp ? 6000 : 10000;
 }
 
 std::string describe_recipe(const RecipeConfig &config) {

@@ -48,7 +48,7 @@ struct RecipeConfig {
     int self_train_rounds = -1;
 };
 
-// The number of steps the recipe was tuned for (docs/recipes.md): 3000 per
+// The number of steps the recipe was tuned for (docs/recipes.md): 6000 per
 // candidate for the best recipe on mlp networks, 10000 otherwise.
 int64_t default_steps(const std::string &arch, RecipeKind recipe);
 
@@ -63,12 +63,23 @@ struct LogRow {
     double eval_accuracy = -1; // -1 when no evaluation data
 };
 
+// The label-free score of one candidate of a multi-candidate recipe (lower is
+// better): score = source_error + target_entropy.
+struct CandidateScore {
+    int index = 0;
+    double source_error = 0;   // on the labelled source training set
+    double target_entropy = 0; // mean prediction entropy on the target, / ln(classes)
+    double score = 0;
+    bool selected = false;     // set on the kept candidate once all are scored
+};
+
 struct Hooks {
     std::function<void(int64_t step, int64_t total)> progress; // may be empty
     std::function<void(const LogRow &)> log;                   // may be empty
     int64_t log_every = 100;
     const Dataset *eval = nullptr; // evaluated at log rows (labels read only for the log)
     dann_domain eval_domain = DANN_DOMAIN_TARGET;
+    std::function<void(const CandidateScore &)> candidate; // each candidate, as scored
 };
 
 // Trains a model. source: labelled; target: unlabelled for dann (its labels are
