@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "io/model_file.hpp"
+#include "io/replay.hpp"
 #include "network/context.hpp"
 #include "network/input.hpp"
 #include "network/model.hpp"
@@ -454,6 +455,57 @@ dann_status dann_trainer_load(dann_trainer *trainer, const char *path) {
             trainer->impl->load_state(before);
             throw;
         }
+    });
+}
+
+dann_status dann_model_set_replay(dann_model *model, const dann_batch *samples,
+                                  const int32_t *labels) {
+    return guard([&] {
+        need(model, "model");
+        dann::Model &m = *model->impl;
+        if (!samples || samples->n == 0) {
+            m.replay = dann::ReplaySet();
+            return;
+        }
+        // Built whole before it replaces the old set: a refused call changes nothing.
+        dann::ReplaySet r = dann::io::make_replay_set(m, *samples, labels);
+        m.replay = std::move(r);
+    });
+}
+
+dann_status dann_model_replay_info(const dann_model *model, dann_replay_info *out) {
+    if (out) std::memset(out, 0, sizeof *out);
+    return guard([&] {
+        need(model, "model");
+        need(out, "out");
+        const dann::ReplaySet &r = model->impl->replay;
+        out->n = r.n;
+        out->format = r.format;
+        out->channels = r.channels;
+        out->height = r.height;
+        out->width = r.width;
+        out->bytes = r.data.size() + r.labels.size() * sizeof(int32_t);
+    });
+}
+
+dann_status dann_model_get_replay(const dann_model *model, size_t first, size_t count, void *data,
+                                  size_t data_bytes, int32_t *labels) {
+    return guard([&] {
+        need(model, "model");
+        const dann::ReplaySet &r = model->impl->replay;
+        if (first > r.n || count > r.n - first)
+            fail(DANN_ERR_INVALID_ARGUMENT, "samples [" + std::to_string(first) + ", " +
+                                                std::to_string(first) + " + " + std::to_string(count) +
+                                                ") are out of range: the replay set holds " +
+                                                std::to_string(r.n));
+        if (count == 0) return;
+        need(data, "data");
+        const size_t bytes = count * r.sample_bytes();
+        if (data_bytes < bytes)
+            fail(DANN_ERR_SHAPE, "data_bytes is " + std::to_string(data_bytes) + ", " +
+                                     std::to_string(count) + " samples take " + std::to_string(bytes));
+        std::memcpy(data, r.data.data() + first * r.sample_bytes(), bytes);
+        if (labels) std::memcpy(labels, r.labels.data() + first, count * sizeof(int32_t));
     });
 }
 

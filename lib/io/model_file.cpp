@@ -1,341 +1,307 @@
+// Format version 2 (docs/model-format.md): a fixed header with its own CRC,
+// then tagged sections, each with a CRC over its header fields and body.
 #include "io/model_file.hpp"
 
-#include <cerrno>
-#include <cmath>
-#include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
-#include <vector>
 #include <zlib.h>
 
 #include "core/error.hpp"
+#include "io/model_parts.hpp"
+#include "io/replay.hpp"
 
 namespace dann {
 namespace {
 
-constexpr char kMagic[8] = {'D', 'A', 'N', 'N', 'M', 'O', 'D', 'L'};
-constexpr uint32_t kVersion = 1;
-constexpr uint32_t kFlagOptimizer = 1;
-constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8 + 4; // magic, version, flags, size, crc
-constexpr uint64_t kMaxPayload = uint64_t(1) << 34;
+using io::ByteReader;
+using io::ByteWriter;
 
-// Little-endian encoding, whatever the host.
-class Writer {
-public:
-    void u32(uint32_t v) {
-        for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<uint8_t>(v >> (8 * i)));
-    }
-    void u64(uint64_t v) {
-        for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<uint8_t>(v >> (8 * i)));
-    }
-    void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
-    void f32(float v) {
-        uint32_t u;
-        std::memcpy(&u, &v, 4);
-        u32(u);
-    }
-    void floats(const float *v, size_t n) {
-        for (size_t i = 0; i < n; ++i) f32(v[i]);
-    }
-    void str(const std::string &s) {
-        u32(static_cast<uint32_t>(s.size()));
-        bytes.insert(bytes.end(), s.begin(), s.end());
-    }
-    std::vector<uint8_t> bytes;
-};
+constexpr uint8_t kMagic[8] = {'D', 'A', 'N', 'N', 'M', 'O', 'D', 'L'};
+// magic, version, flags, file size, section count, header CRC
+constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8 + 4 + 4;
+constexpr size_t kHeaderCrcOffset = 28;
+// tag, flags, body length, CRC
+constexpr size_t kSectionHeaderBytes = 4 + 4 + 8 + 4;
+constexpr size_t kSectionCrcOffset = 16;
+constexpr uint32_t kSectionOptional = 1;
+constexpr uint32_t kMaxSections = 1024;
 
-class Reader {
-public:
-    Reader(const uint8_t *p, size_t n, const std::string &path) : p_(p), left_(n), path_(path) {}
-    uint32_t u32(const char *what) {
-        need(4, what);
-        uint32_t v = 0;
-        for (int i = 0; i < 4; ++i) v |= uint32_t(p_[i]) << (8 * i);
-        advance(4);
-        return v;
-    }
-    uint64_t u64(const char *what) {
-        need(8, what);
-        uint64_t v = 0;
-        for (int i = 0; i < 8; ++i) v |= uint64_t(p_[i]) << (8 * i);
-        advance(8);
-        return v;
-    }
-    int32_t i32(const char *what) { return static_cast<int32_t>(u32(what)); }
-    float f32(const char *what) {
-        const uint32_t u = u32(what);
-        float v;
-        std::memcpy(&v, &u, 4);
-        return v;
-    }
-    void floats(float *out, uint64_t n, const std::string &what) {
-        if (n > left_ / 4) bad("truncated: " + what + " needs " + std::to_string(n * 4) +
-                               " bytes, " + std::to_string(left_) + " remain");
-        for (uint64_t i = 0; i < n; ++i) out[i] = f32(what.c_str());
-    }
-    std::string str(const char *what, uint32_t max_len) {
-        const uint32_t n = u32(what);
-        if (n > max_len) bad(std::string(what) + " of " + std::to_string(n) + " bytes is too long");
-        need(n, what);
-        std::string s(reinterpret_cast<const char *>(p_), n);
-        advance(n);
-        return s;
-    }
-    size_t left() const { return left_; }
-    [[noreturn]] void bad(const std::string &what) const {
-        fail(DANN_ERR_FORMAT, path_ + ": " + what);
-    }
+enum Known { kArch, kNorm, kParm, kOptm, kRply, kKnownCount };
+constexpr const char *kTags[kKnownCount] = {"ARCH", "NORM", "PARM", "OPTM", "RPLY"};
+// Sections that a reader interested only in running the model could skip.
+constexpr uint32_t kWrittenFlags[kKnownCount] = {0, 0, 0, kSectionOptional, kSectionOptional};
 
-private:
-    void need(size_t n, const char *what) const {
-        if (n > left_)
-            bad(std::string("truncated while reading ") + what + " (" + std::to_string(n) +
-                " bytes needed, " + std::to_string(left_) + " remain)");
-    }
-    void advance(size_t n) {
-        p_ += n;
-        left_ -= n;
-    }
-    const uint8_t *p_;
-    size_t left_;
-    const std::string &path_;
-};
-
-void write_layers(Writer &w, const std::vector<LayerSpec> &layers) {
-    w.u32(static_cast<uint32_t>(layers.size()));
-    for (const LayerSpec &s : layers) {
-        const dann_layer_desc &d = s.desc;
-        w.i32(raw_enum(d.kind));
-        for (int v : {d.units, d.kernel_h, d.kernel_w, d.stride_h, d.stride_w, d.pad_h, d.pad_w})
-            w.i32(v);
-        w.f32(d.rate);
-        w.f32(d.eps);
-        w.f32(d.momentum);
-    }
+uint32_t crc_of(uint32_t crc, const uint8_t *p, uint64_t n) {
+    return static_cast<uint32_t>(crc32_z(crc, p, static_cast<z_size_t>(n)));
 }
 
-std::vector<dann_layer_desc> read_layers(Reader &r, const char *stack) {
-    const uint32_t n = r.u32("layer count");
-    if (n > 4096) r.bad(std::string(stack) + ": " + std::to_string(n) + " layers is too many");
-    std::vector<dann_layer_desc> out(n);
-    for (dann_layer_desc &d : out) {
-        std::memset(&d, 0, sizeof d);
-        const int32_t kind = r.i32("layer kind");
-        if (kind < DANN_LAYER_CONV2D || kind > DANN_LAYER_FLATTEN)
-            r.bad(std::string(stack) + ": unknown layer kind " + std::to_string(kind));
-        d.kind = static_cast<dann_layer_kind>(kind);
-        for (int *v : {&d.units, &d.kernel_h, &d.kernel_w, &d.stride_h, &d.stride_w, &d.pad_h,
-                       &d.pad_w})
-            *v = r.i32("layer field");
-        d.rate = r.f32("dropout rate");
-        d.eps = r.f32("batch-norm eps");
-        d.momentum = r.f32("batch-norm momentum");
+// A section's CRC covers its tag, flags and length as well as its body, so
+// that damage to any byte of the file is detected.
+uint32_t section_crc(const uint8_t *section, uint64_t body_bytes) {
+    return crc_of(crc_of(0, section, kSectionCrcOffset), section + kSectionHeaderBytes, body_bytes);
+}
+
+std::string tag_text(const uint8_t *p) {
+    static const char hex[] = "0123456789abcdef";
+    std::string s;
+    for (int i = 0; i < 4; ++i) {
+        if (p[i] >= 0x20 && p[i] < 0x7f) {
+            s += static_cast<char>(p[i]);
+        } else {
+            s += "\\x";
+            s += hex[p[i] >> 4];
+            s += hex[p[i] & 15];
+        }
     }
+    return s;
+}
+
+void add_section(ByteWriter &file, Known which, const std::vector<uint8_t> &body) {
+    const size_t start = file.bytes.size();
+    file.raw(kTags[which], 4);
+    file.u32(kWrittenFlags[which]);
+    file.u64(body.size());
+    file.u32(0);
+    file.raw(body.data(), body.size());
+    io::put_le(file.bytes.data() + start + kSectionCrcOffset, section_crc(file.bytes.data() + start, body.size()), 4);
+}
+
+// A reader that must be used up: anything left over is reported.
+void expect_end(const ByteReader &r) {
+    if (r.left() != 0) r.bad(std::to_string(r.left()) + " unexpected bytes at the end");
+}
+
+void check_magic(const uint8_t *data, size_t size, const ByteReader &whole) {
+    if (size < sizeof kMagic) {
+        if (size > 0 && std::memcmp(data, kMagic, size) == 0)
+            whole.bad("truncated: " + std::to_string(size) + " bytes, too short for a model file");
+        whole.bad(size == 0 ? "truncated: the file is empty" : "not a dann model file (bad magic)");
+    }
+    if (std::memcmp(data, kMagic, sizeof kMagic) != 0) whole.bad("not a dann model file (bad magic)");
+    if (size < 12) whole.bad("truncated: " + std::to_string(size) + " bytes, too short for a model file");
+}
+
+uint32_t version_of(const uint8_t *data) { return static_cast<uint32_t>(io::get_le(data + 8, 4)); }
+
+[[noreturn]] void unsupported_version(uint32_t version, const ByteReader &whole) {
+    whole.bad("format version " + std::to_string(version) + " is not supported (this build reads 1 and " +
+              std::to_string(kModelFormatVersion) + ")");
+}
+
+ModelFileLayout layout_v2(const uint8_t *data, size_t size, const std::string &name) {
+    const ByteReader whole(data, size, name);
+    if (size < kHeaderBytes)
+        whole.bad("truncated: " + std::to_string(size) + " bytes, the header alone is " +
+                  std::to_string(kHeaderBytes));
+    ByteReader h(data + 12, kHeaderBytes - 12, name);
+    const uint32_t flags = h.u32("header flags");
+    const uint64_t file_bytes = h.u64("file size");
+    const uint32_t count = h.u32("section count");
+    const uint32_t crc = h.u32("header checksum");
+    if (crc_of(0, data, kHeaderCrcOffset) != crc) whole.bad("header checksum mismatch: the file is corrupted");
+    if (flags != 0) whole.bad("unknown header flags " + std::to_string(flags));
+    if (file_bytes > size)
+        whole.bad("truncated: the header says " + std::to_string(file_bytes) + " bytes, the file holds " +
+                  std::to_string(size));
+    if (file_bytes < size)
+        whole.bad("the header says " + std::to_string(file_bytes) + " bytes, the file holds " +
+                  std::to_string(size) + " (padded, or two files joined)");
+    if (count > kMaxSections) whole.bad(std::to_string(count) + " sections is too many");
+
+    ModelFileLayout out;
+    out.version = 2;
+    out.file_bytes = size;
+    size_t pos = kHeaderBytes;
+    for (uint32_t i = 0; i < count; ++i) {
+        if (size - pos < kSectionHeaderBytes)
+            whole.bad("the header counts " + std::to_string(count) + " sections, the file ends after " +
+                      std::to_string(i));
+        ModelSection s;
+        s.tag = tag_text(data + pos);
+        ByteReader sh(data + pos + 4, kSectionHeaderBytes - 4, name + ": section " + s.tag);
+        s.flags = sh.u32("section flags");
+        s.body_bytes = sh.u64("section length");
+        s.crc = sh.u32("section checksum");
+        s.offset = pos;
+        s.header_bytes = kSectionHeaderBytes;
+        const size_t remain = size - pos - kSectionHeaderBytes;
+        if (s.body_bytes > remain)
+            sh.bad("a body of " + std::to_string(s.body_bytes) + " bytes runs past the end of the file (" +
+                   std::to_string(remain) + " bytes remain)");
+        s.crc_ok = section_crc(data + pos, s.body_bytes) == s.crc;
+        pos += kSectionHeaderBytes + static_cast<size_t>(s.body_bytes);
+        out.sections.push_back(std::move(s));
+    }
+    if (pos != size)
+        whole.bad(std::to_string(size - pos) + " bytes after the last of the " + std::to_string(count) +
+                  " sections");
     return out;
 }
 
-std::vector<uint8_t> read_file(const std::string &path) {
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) fail(DANN_ERR_IO, "cannot open " + path + ": " + std::strerror(errno));
-    std::vector<uint8_t> data;
-    uint8_t buf[1 << 16];
-    size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) {
-        data.insert(data.end(), buf, buf + got);
-        if (data.size() > kMaxPayload + kHeaderBytes) {
-            std::fclose(f);
-            fail(DANN_ERR_FORMAT, path + ": file is too large to be a model");
+LoadedModel parse_v2(const uint8_t *data, size_t size, const std::string &name) {
+    const ModelFileLayout layout = layout_v2(data, size, name);
+    const ModelSection *found[kKnownCount] = {};
+    for (const ModelSection &s : layout.sections) {
+        const ByteReader sr(nullptr, 0, name + ": section " + s.tag);
+        if (!s.crc_ok) sr.bad("checksum mismatch: the file is corrupted");
+        if (s.flags & ~kSectionOptional) sr.bad("unknown section flags " + std::to_string(s.flags));
+        int which = -1;
+        for (int k = 0; k < kKnownCount; ++k)
+            if (s.tag == kTags[k]) which = k;
+        if (which < 0) {
+            if (s.flags & kSectionOptional) continue; // a newer writer's optional section
+            sr.bad("unknown section, not marked optional (written by a newer dann?)");
         }
+        if (found[which]) sr.bad("duplicate section");
+        found[which] = &s;
     }
-    const bool error = std::ferror(f) != 0;
-    std::fclose(f);
-    if (error) fail(DANN_ERR_IO, "cannot read " + path);
-    return data;
-}
-
-// Temporary file in the target's folder, flushed to disk, renamed over the
-// target, then the folder flushed: after a crash the old or the new file is
-// there, whole.
-void write_atomically(const std::string &path, const std::vector<uint8_t> &bytes) {
-    std::string tmpl = path + ".tmp.XXXXXX";
-    std::vector<char> name(tmpl.begin(), tmpl.end());
-    name.push_back('\0');
-    const int fd = mkstemp(name.data());
-    if (fd < 0) fail(DANN_ERR_IO, "cannot create a temporary file next to " + path + ": " + std::strerror(errno));
-    const std::string tmp(name.data());
-    auto give_up = [&](const std::string &what) {
-        const int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        fail(DANN_ERR_IO, what + " " + tmp + ": " + std::strerror(e) + "; " + path + " is unchanged");
+    for (int k : {kArch, kNorm, kParm})
+        if (!found[k])
+            ByteReader(nullptr, 0, name).bad(std::string("missing required section ") + kTags[k]);
+    auto body = [&](Known k) {
+        const ModelSection &s = *found[k];
+        return ByteReader(data + s.offset + s.header_bytes, static_cast<size_t>(s.body_bytes),
+                          name + ": section " + kTags[k]);
     };
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            give_up("cannot write");
-        }
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) give_up("cannot flush");
-    if (::close(fd) != 0) {
-        const int e = errno;
-        ::unlink(tmp.c_str());
-        fail(DANN_ERR_IO, "cannot close " + tmp + ": " + std::strerror(e) + "; " + path + " is unchanged");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int e = errno;
-        ::unlink(tmp.c_str());
-        fail(DANN_ERR_IO, "cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
-    }
-    const size_t slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        const int rc = ::fsync(dfd);
-        const int e = errno;
-        ::close(dfd);
-        if (rc != 0) fail(DANN_ERR_IO, "cannot flush folder " + dir + ": " + std::strerror(e));
-    }
-}
 
-} // namespace
-
-void save_model_file(const std::string &path, const Model &m, const OptimizerState *opt) {
-    Writer p;
-    p.u32(static_cast<uint32_t>(m.in_c));
-    p.u32(static_cast<uint32_t>(m.in_h));
-    p.u32(static_cast<uint32_t>(m.in_w));
-    p.u32(m.domain_bn ? 1 : 0);
-    p.f32(m.input_scale);
-    p.floats(m.input_mean.data(), m.input_mean.size());
-    write_layers(p, m.features);
-    write_layers(p, m.label_head);
-    write_layers(p, m.domain_head);
-    p.u32(static_cast<uint32_t>(m.params.size()));
-    for (const Param &q : m.params) {
-        p.str(q.name);
-        p.u32(static_cast<uint32_t>(q.shape.size()));
-        for (int64_t s : q.shape) p.u64(static_cast<uint64_t>(s));
-        p.floats(q.data.f32(), q.numel);
-    }
-    if (opt) {
-        p.u32(static_cast<uint32_t>(opt->optimizer));
-        p.u64(opt->steps);
-        for (size_t i = 0; i < m.params.size(); ++i) {
-            p.u64(opt->param_steps[i]);
-            p.u64(opt->slot1[i].size());
-            p.floats(opt->slot1[i].data(), opt->slot1[i].size());
-            p.u64(opt->slot2[i].size());
-            p.floats(opt->slot2[i].data(), opt->slot2[i].size());
-        }
-    }
-    Writer f;
-    f.bytes.assign(kMagic, kMagic + 8);
-    f.u32(kVersion);
-    f.u32(opt ? kFlagOptimizer : 0);
-    f.u64(p.bytes.size());
-    f.u32(static_cast<uint32_t>(crc32(0L, p.bytes.data(), static_cast<uInt>(p.bytes.size()))));
-    f.bytes.insert(f.bytes.end(), p.bytes.begin(), p.bytes.end());
-    write_atomically(path, f.bytes);
-}
-
-LoadedModel load_model_file(const std::string &path) {
-    const std::vector<uint8_t> data = read_file(path);
-    Reader h(data.data(), data.size(), path);
-    if (data.size() < kHeaderBytes || std::memcmp(data.data(), kMagic, 8) != 0)
-        h.bad("not a dann model file (bad magic)");
-    Reader hr(data.data() + 8, kHeaderBytes - 8, path);
-    const uint32_t version = hr.u32("version");
-    if (version != kVersion)
-        h.bad("format version " + std::to_string(version) + " is not supported (this build reads " +
-              std::to_string(kVersion) + ")");
-    const uint32_t flags = hr.u32("flags");
-    if (flags & ~kFlagOptimizer) h.bad("unknown flags " + std::to_string(flags));
-    const uint64_t size = hr.u64("payload size");
-    const uint32_t crc = hr.u32("checksum");
-    if (size != data.size() - kHeaderBytes)
-        h.bad("payload should be " + std::to_string(size) + " bytes, the file holds " +
-              std::to_string(data.size() - kHeaderBytes) + " (truncated or padded)");
-    const uint8_t *payload = data.data() + kHeaderBytes;
-    if (static_cast<uint32_t>(crc32(0L, payload, static_cast<uInt>(size))) != crc)
-        h.bad("checksum mismatch: the file is corrupted");
-
-    Reader r(payload, static_cast<size_t>(size), path);
+    ByteReader arch = body(kArch);
     dann_model_desc desc{};
-    desc.in_channels = static_cast<int>(r.u32("input channels"));
-    desc.in_height = static_cast<int>(r.u32("input height"));
-    desc.in_width = static_cast<int>(r.u32("input width"));
-    desc.domain_batchnorm = static_cast<int>(r.u32("domain batch-norm flag"));
-    if (desc.in_channels <= 0 || desc.in_channels > 65536)
-        r.bad("input channels " + std::to_string(desc.in_channels) + " out of range");
-    const float scale = r.f32("input scale");
-    std::vector<float> mean(static_cast<size_t>(desc.in_channels));
-    r.floats(mean.data(), mean.size(), "input mean");
-    const auto features = read_layers(r, "features");
-    const auto label = read_layers(r, "label_head");
-    const auto domain = read_layers(r, "domain_head");
+    const uint32_t c = arch.u32("input channels"), h = arch.u32("input height"), w = arch.u32("input width");
+    if (c == 0 || c > 65536 || h == 0 || h > 65536 || w == 0 || w > 65536)
+        arch.bad("input shape " + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) +
+                 " is out of range");
+    desc.in_channels = static_cast<int>(c);
+    desc.in_height = static_cast<int>(h);
+    desc.in_width = static_cast<int>(w);
+    const uint32_t domain_bn = arch.u32("domain batch-norm flag");
+    if (domain_bn > 1) arch.bad("domain batch-norm flag " + std::to_string(domain_bn) + " is not 0 or 1");
+    desc.domain_batchnorm = static_cast<int>(domain_bn);
+    const auto features = io::read_layers(arch, "features");
+    const auto label = io::read_layers(arch, "label_head");
+    const auto domain = io::read_layers(arch, "domain_head");
+    expect_end(arch);
     desc.features = features.data();
     desc.n_features = features.size();
     desc.label_head = label.data();
     desc.n_label_head = label.size();
     desc.domain_head = domain.data();
     desc.n_domain_head = domain.size();
+
     LoadedModel out;
-    try {
-        out.model = Model::create(desc, 0);
-    } catch (const Error &e) {
-        r.bad(std::string("the architecture is invalid: ") + e.what());
-    }
+    out.format_version = 2;
+    out.model = io::create_checked(desc, found[kParm]->body_bytes, arch);
     Model &m = *out.model;
-    if (!std::isfinite(scale)) r.bad("input scale is not finite");
-    for (float v : mean)
-        if (!std::isfinite(v)) r.bad("input mean is not finite");
+
+    ByteReader norm = body(kNorm);
+    const float scale = norm.f32("input scale");
+    const uint32_t channels = norm.u32("mean channels");
+    if (channels != uint32_t(m.in_c))
+        norm.bad("holds the mean of " + std::to_string(channels) + " channels, the model has " +
+                 std::to_string(m.in_c));
+    std::vector<float> mean(channels);
+    norm.floats(mean.data(), channels, "input mean");
+    expect_end(norm);
+    io::check_norm(norm, scale, mean);
     m.input_scale = scale;
     m.input_mean = mean;
 
-    const uint32_t count = r.u32("parameter count");
-    if (count != m.params.size())
-        r.bad("holds " + std::to_string(count) + " parameters, the architecture has " +
-              std::to_string(m.params.size()));
-    for (Param &q : m.params) {
-        const std::string name = r.str("parameter name", 4096);
-        if (name != q.name) r.bad("parameter '" + name + "' where '" + q.name + "' was expected");
-        const uint32_t ndim = r.u32("parameter rank");
-        if (ndim != q.shape.size()) r.bad(name + ": rank " + std::to_string(ndim) + " does not match");
-        for (int64_t s : q.shape)
-            if (r.u64("parameter shape") != static_cast<uint64_t>(s))
-                r.bad(name + ": shape does not match the architecture");
-        r.floats(q.data.f32(), q.numel, name);
-        for (size_t i = 0; i < q.numel; ++i)
-            if (!std::isfinite(q.data.f32()[i])) r.bad(name + " holds NaN or Inf");
-    }
-    if (flags & kFlagOptimizer) {
-        OptimizerState &s = out.optimizer;
+    ByteReader parm = body(kParm);
+    io::read_params(parm, m);
+    expect_end(parm);
+
+    if (found[kOptm]) {
+        ByteReader optm = body(kOptm);
+        io::read_optimizer(optm, m, out.optimizer);
+        expect_end(optm);
         out.has_optimizer = true;
-        s.optimizer = static_cast<int>(r.u32("optimizer"));
-        if (s.optimizer != DANN_OPTIMIZER_SGD && s.optimizer != DANN_OPTIMIZER_ADAM)
-            r.bad("unknown optimizer " + std::to_string(s.optimizer));
-        s.steps = r.u64("step count");
-        for (const Param &q : m.params) {
-            s.param_steps.push_back(r.u64("parameter step count"));
-            for (auto *slot : {&s.slot1, &s.slot2}) {
-                const uint64_t n = r.u64("optimizer state size");
-                const bool second = slot == &s.slot2;
-                const uint64_t want = !q.trainable ? 0
-                                      : second     ? (s.optimizer == DANN_OPTIMIZER_ADAM ? q.numel : 0)
-                                                   : q.numel;
-                if (n != want) r.bad(q.name + ": optimizer state has " + std::to_string(n) +
-                                     " values, expected " + std::to_string(want));
-                slot->emplace_back(static_cast<size_t>(n));
-                r.floats(slot->back().data(), n, q.name + " optimizer state");
-            }
-        }
     }
-    if (r.left() != 0) r.bad(std::to_string(r.left()) + " unexpected bytes after the contents");
+    if (found[kRply]) {
+        ByteReader rply = body(kRply);
+        m.replay = io::read_replay(rply, m);
+        expect_end(rply);
+    }
     return out;
+}
+
+} // namespace
+
+std::vector<uint8_t> encode_model_file(const Model &m, const OptimizerState *optimizer) {
+    ByteWriter arch;
+    arch.u32(static_cast<uint32_t>(m.in_c));
+    arch.u32(static_cast<uint32_t>(m.in_h));
+    arch.u32(static_cast<uint32_t>(m.in_w));
+    arch.u32(m.domain_bn ? 1 : 0);
+    io::write_layers(arch, m.features);
+    io::write_layers(arch, m.label_head);
+    io::write_layers(arch, m.domain_head);
+    ByteWriter norm;
+    norm.f32(m.input_scale);
+    norm.u32(static_cast<uint32_t>(m.input_mean.size()));
+    norm.floats(m.input_mean.data(), m.input_mean.size());
+    ByteWriter parm;
+    io::write_params(parm, m);
+
+    ByteWriter file;
+    file.raw(kMagic, sizeof kMagic);
+    file.u32(kModelFormatVersion);
+    file.u32(0);                         // flags
+    file.u64(0);                         // file size, set below
+    file.u32(0);                         // section count, set below
+    file.u32(0);                         // header CRC, set below
+    uint32_t count = 3;
+    add_section(file, kArch, arch.bytes);
+    add_section(file, kNorm, norm.bytes);
+    add_section(file, kParm, parm.bytes);
+    if (optimizer) {
+        ByteWriter optm;
+        io::write_optimizer(optm, m, *optimizer);
+        add_section(file, kOptm, optm.bytes);
+        ++count;
+    }
+    if (m.replay.n > 0) {
+        ByteWriter rply;
+        io::write_replay(rply, m.replay, m.num_classes);
+        add_section(file, kRply, rply.bytes);
+        ++count;
+    }
+    uint8_t *h = file.bytes.data();
+    io::put_le(h + 16, file.bytes.size(), 8);
+    io::put_le(h + 24, count, 4);
+    io::put_le(h + kHeaderCrcOffset, crc_of(0, h, kHeaderCrcOffset), 4);
+    return std::move(file.bytes);
+}
+
+void save_model_file(const std::string &path, const Model &m, const OptimizerState *optimizer,
+                     const io::FileOps &ops) {
+    const std::vector<uint8_t> bytes = encode_model_file(m, optimizer);
+    io::write_file_atomically(path, bytes.data(), bytes.size(), ops);
+}
+
+LoadedModel parse_model_bytes(const uint8_t *data, size_t size, const std::string &name) {
+    const ByteReader whole(data, size, name);
+    check_magic(data, size, whole);
+    const uint32_t version = version_of(data);
+    if (version == 1) return io::parse_model_v1(data, size, name);
+    if (version != kModelFormatVersion) unsupported_version(version, whole);
+    return parse_v2(data, size, name);
+}
+
+LoadedModel load_model_file(const std::string &path) {
+    const std::vector<uint8_t> data = io::read_file_bytes(path, io::kMaxModelFileBytes);
+    return parse_model_bytes(data.data(), data.size(), path);
+}
+
+ModelFileLayout model_file_layout(const uint8_t *data, size_t size, const std::string &name) {
+    const ByteReader whole(data, size, name);
+    check_magic(data, size, whole);
+    const uint32_t version = version_of(data);
+    if (version == 1) return io::layout_v1(data, size, name);
+    if (version != kModelFormatVersion) unsupported_version(version, whole);
+    return layout_v2(data, size, name);
+}
+
+ModelFileLayout read_model_file_layout(const std::string &path) {
+    const std::vector<uint8_t> data = io::read_file_bytes(path, io::kMaxModelFileBytes);
+    return model_file_layout(data.data(), data.size(), path);
 }
 
 void copy_weights(const Model &src, Model &dst) {

@@ -1,14 +1,18 @@
 // dann train: loads the data, runs a recipe (recipe.hpp), saves the model, and
 // writes the training log and its plot.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "core/rng.hpp"
 #include "io.hpp"
 #include "json.hpp"
 #include "progress.hpp"
@@ -93,6 +97,35 @@ void check_same_kind(const Dataset &source, const Dataset &other, const std::str
                            describe(source) + ")");
 }
 
+// Stores k labelled source samples in the model, in the source's own format:
+// a subset drawn without replacement, the same for the same seed.
+void store_replay(dann_model *model, const Dataset &source, size_t k, uint64_t seed) {
+    k = std::min(k, source.n);
+    if (k == 0) return;
+    std::vector<size_t> order(source.n);
+    std::iota(order.begin(), order.end(), size_t(0));
+    SplitMix64 rng(seed ^ 0x7265706c6179ull); // apart from the recipe's draws
+    for (size_t i = 0; i < k; ++i)
+        std::swap(order[i], order[i + rng.next() % (source.n - i)]);
+    const size_t values = source.sample_size();
+    const bool u8 = source.format == DANN_INPUT_U8_HWC;
+    std::vector<uint8_t> pixels(u8 ? k * values : 0);
+    std::vector<float> features(u8 ? 0 : k * values);
+    std::vector<int32_t> labels(k);
+    for (size_t i = 0; i < k; ++i) {
+        const size_t s = order[i];
+        if (u8)
+            std::memcpy(&pixels[i * values], &source.u8[s * values], values);
+        else
+            std::memcpy(&features[i * values], &source.f32[s * values], values * sizeof(float));
+        labels[i] = source.labels[s];
+    }
+    const dann_batch batch =
+        u8 ? dann_batch_u8_hwc(pixels.data(), k, source.height, source.width, source.channels)
+           : dann_batch_f32_nchw(features.data(), k, source.channels, source.height, source.width);
+    check_dann(dann_model_set_replay(model, &batch, labels.data()), "cannot store the replay set");
+}
+
 json::Value row_json(const LogRow &r) {
     json::Value v = json::Value::object();
     v.add("step", r.step)
@@ -124,13 +157,18 @@ int train(int argc, char **argv) {
         .option("--target-labels", "F", "target labels; read only by --mode target-oracle")
         .option("--mode", "MODE", "dann | source-only | target-oracle", "dann")
         .option("--recipe", "R", "paper (the papers' SGD recipe) | best (tuned default)", "best")
-        .option("--steps", "N", "training steps (default: 10000; 3000 for mlp with the best recipe)")
+        .option("--steps", "N", "training steps (default: 10000; 6000 for mlp with the best recipe)")
         .option("--batch", "N", "samples per domain and step", "64")
         .option("--seed", "S", "seed of the weights, batches and dropout", "1")
         .option("--threads", "T", "CPU threads (0: OpenMP's default)", "1")
         .option("--lr", "X", "initial learning rate, overriding the recipe's")
         .option("--lambda", "X", "final adaptation factor λ, overriding the recipe's")
         .option("--entropy-weight", "X", "target entropy weight, overriding the recipe's")
+        .option("--candidates", "N",
+                "shallow networks, best recipe: candidates trained, the one with the best "
+                "label-free score kept (default: 8)")
+        .option("--self-train-rounds", "R",
+                "shallow networks, best recipe: self-training rounds per candidate (default: 10)")
         .flag("--deterministic", "the same result on every run with the same seed (may be slower)")
         .required("--out", "MODEL", "where to save the trained model")
         .option("--log", "CSV", "write the training log (one row every --log-every steps)")
@@ -140,6 +178,10 @@ int train(int argc, char **argv) {
         .option("--eval-labels", "F", "labels of --eval-images")
         .option("--eval-domain", "D", "batch-norm statistics for evaluation: source | target",
                 "target")
+        .option("--replay", "K",
+                "store K labelled source samples (a seeded random subset) in the model, for "
+                "adaptation on the device",
+                "0")
         .option("--checkpoint", "PATH", "write a checkpoint (model + optimizer) here")
         .option("--checkpoint-every", "N", "steps between checkpoints", "1000")
         .option("--resume", "PATH", "continue from this checkpoint (--checkpoint defaults to it)")
@@ -152,7 +194,7 @@ int train(int argc, char **argv) {
                 "  dann data moons --out moons\n"
                 "  dann train --arch mlp:15 --source-images moons/source-features \\\n"
                 "      --source-labels moons/source-labels --target-images moons/target-features \\\n"
-                "      --steps 3000 --out moons.dann --plot moons.svg \\\n"
+                "      --out moons.dann --plot moons.svg \\\n"
                 "      --eval-images moons/test-features --eval-labels moons/test-labels");
     if (!args.parse(argc, argv)) return 0;
 
@@ -174,10 +216,13 @@ int train(int argc, char **argv) {
     config.lambda_max = args.get_double("--lambda", config.lambda_max, 0.0, 1e6);
     config.entropy_weight = args.get_double("--entropy-weight", config.entropy_weight, 0.0, 1e6);
     if (args.has("--lr") && config.lr0 <= 0) throw UsageError("--lr must be positive");
+    config.candidates = static_cast<int>(args.get_int("--candidates", -1, 1, 1024));
+    config.self_train_rounds = static_cast<int>(args.get_int("--self-train-rounds", -1, 0, 1000));
     config.deterministic = args.has("--deterministic");
     config.checkpoint_every =
         args.get_int("--checkpoint-every", config.checkpoint_every, 1, int64_t{1} << 40);
     const int64_t log_every = args.get_int("--log-every", 100, 1, int64_t{1} << 40);
+    const auto replay = static_cast<size_t>(args.get_int("--replay", 0, 0, int64_t{1} << 24));
     const std::string eval_domain = args.get_choice("--eval-domain", "target", {"source", "target"});
     const std::string out = args.get("--out");
 
@@ -253,6 +298,8 @@ int train(int argc, char **argv) {
             rows.push_back(row);
     };
     hooks.log_every = log_every;
+    std::vector<CandidateScore> candidates;
+    hooks.candidate = [&](const CandidateScore &c) { candidates.push_back(c); };
     hooks.eval = eval.get();
     hooks.eval_domain = eval_domain == "source" ? DANN_DOMAIN_SOURCE : DANN_DOMAIN_TARGET;
 
@@ -263,6 +310,7 @@ int train(int argc, char **argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     progress.finish();
     if (!model) throw CommandError("the recipe returned no model");
+    store_replay(model.get(), source, replay, config.seed);
     check_dann(dann_model_save(model.get(), out.c_str()), "cannot save the model to " + out);
 
     if (csv) rows = csv->rows();
@@ -291,6 +339,23 @@ int train(int argc, char **argv) {
             summary.add("final", row_json(final_row));
         else
             summary.null("final");
+        if (!candidates.empty()) {
+            // The recipe keeps the first candidate with the lowest score.
+            size_t kept = 0;
+            for (size_t i = 1; i < candidates.size(); ++i)
+                if (candidates[i].score < candidates[kept].score) kept = i;
+            json::Value list = json::Value::array();
+            for (const CandidateScore &c : candidates) {
+                json::Value v = json::Value::object();
+                v.add("index", c.index)
+                    .add("source_error", c.source_error)
+                    .add("target_entropy", c.target_entropy)
+                    .add("score", c.score);
+                list.push(v);
+            }
+            summary.add("candidates", list).add("selected", candidates[kept].index);
+            summary.add("label_free_score", candidates[kept].score);
+        }
         if (eval_accuracy >= 0) {
             summary.add("eval_accuracy", eval_accuracy).add("eval_n", eval->n);
         } else {
