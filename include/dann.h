@@ -407,19 +407,23 @@ DANN_API float dann_schedule_lambda(float p, float gamma);
 /* ------------------------------------------------------------------------- */
 
 /*
- * A model file holds the architecture, the input normalisation and every
- * parameter (docs/model-format.md). Saving writes a temporary file in the same
- * folder, flushes it to disk and renames it over `path`, so a crash leaves the
- * old file or the new one, whole. Loading checks the magic, the version, every
- * length and a CRC-32 of the contents: DANN_ERR_FORMAT names what is wrong,
+ * A model file holds the architecture, the input normalisation, every
+ * parameter and the model's replay set, if it has one (docs/model-format.md).
+ * Saving writes a temporary file in the same folder, flushes it to disk and
+ * renames it over `path`, so a crash leaves the old file or the new one,
+ * whole; a failed save leaves the old file untouched. Loading reads format
+ * versions 1 and 2 and checks the magic, the version, every length, the CRC-32
+ * of every part and every value: DANN_ERR_FORMAT names what is wrong,
  * DANN_ERR_IO what could not be read or written.
  */
 DANN_API dann_status dann_model_save(const dann_model *model, const char *path);
 DANN_API dann_status dann_model_load(const char *path, dann_model **out);
 
 /* A checkpoint: the trainer's model plus its optimizer state and step count.
- * dann_model_load reads a checkpoint's model. dann_trainer_load restores both
- * into the trainer's model, whose architecture must match the file's. */
+ * dann_model_load reads a checkpoint's model. dann_trainer_load restores the
+ * weights, input normalisation and optimizer state into the trainer's model,
+ * whose architecture must match the file's (DANN_ERR_SHAPE otherwise); the
+ * model keeps its own replay set. */
 DANN_API dann_status dann_trainer_save(const dann_trainer *trainer, const char *path);
 DANN_API dann_status dann_trainer_load(dann_trainer *trainer, const char *path);
 
@@ -466,8 +470,12 @@ DANN_API dann_status dann_model_get_replay(const dann_model *model, size_t first
  * (P(target), source = 0, target = 1): with a `reference` batch of source
  * samples (e.g. the replay set), 2 * AUC - 1 clamped to [0, 1], where AUC is
  * the probability that a recent sample gets a higher P(target) than a reference
- * sample (0: indistinguishable from the source; 1: fully separated). With
- * reference == NULL, the mean P(target) of the recent samples.
+ * sample (ties count one half; 0: indistinguishable from the source; 1: fully
+ * separated). With reference == NULL, the mean P(target) of the recent samples.
+ * Both batches run with the context's batch-norm statistics
+ * (dann_context_set_domain) and, on an adapter context, the same snapshot.
+ * DANN_ERR_SHAPE for an empty or misshapen batch, DANN_ERR_NUMERIC for NaN or
+ * Inf in the input or the domain head's output.
  */
 DANN_API dann_status dann_drift_score(dann_context *ctx, const dann_batch *recent,
                                       const dann_batch *reference, float *score);
@@ -516,12 +524,14 @@ typedef struct dann_adapter_params {
     size_t target_batch;        /* ring samples per step. 32                       */
     size_t steps_per_round;     /* steps between guard checks / snapshots. 20      */
     size_t min_new_samples;     /* background: samples pushed since the last round
-                                   before another round starts. 64                 */
+                                   before another round starts (0: rounds run back
+                                   to back). 64                                    */
     size_t capacity;            /* ring buffer, in samples. 2048                   */
     dann_input_format format;   /* of pushed samples: U8_HWC or F32_NCHW. U8_HWC   */
     int channels;               /* of pushed samples: 1 or the model's; 0 = model's */
-    size_t guard_samples;       /* replay samples and recent ring samples the guard
-                                   and the drift score look at. 256                */
+    size_t guard_samples;       /* replay samples (the first ones) and recent ring
+                                   samples (the newest ones) the guard and the
+                                   drift score look at. 256                        */
     float guard_max_replay_drop;/* largest allowed drop of replay accuracy against
                                    the last commit (absolute). 0.05                */
     float guard_min_class_entropy; /* smallest allowed ratio of the predicted-class
@@ -535,7 +545,17 @@ typedef struct dann_adapter_params {
 DANN_API dann_adapter_params dann_adapter_params_default(void);
 
 /* Copies `model` (weights, input normalisation, replay set); the adapter never
- * touches `model` again. DANN mode needs a replay set. */
+ * touches `model` again. DANN mode needs a replay set; BATCHNORM mode needs
+ * BATCHNORM layers and target_batch >= 2. Each field is checked
+ * (DANN_ERR_INVALID_ARGUMENT naming it). Rounds use the model's thread setting
+ * or, if it is 0, the OpenMP setting of the thread calling create.
+ *
+ * A DANN step draws its source batch uniformly (with replacement) from the
+ * replay set and its target batch from the ring's samples. A BATCHNORM round
+ * re-estimates the statistics from the newest whole batches of target_batch
+ * samples in the ring. The guard's replay check needs a replay set and is
+ * skipped without one; replay samples run with the source batch-norm
+ * statistics, ring samples with the target ones (with domain batch-norm). */
 DANN_API dann_status dann_adapter_create(const dann_model *model,
                                          const dann_adapter_params *params,
                                          dann_adapter **out);
@@ -556,16 +576,18 @@ DANN_API dann_status dann_adapter_push(dann_adapter *adapter, const dann_batch *
 DANN_API dann_status dann_adapter_run(dann_adapter *adapter, size_t rounds);
 
 /* Background adaptation: start lets the adapter's thread run a round whenever
- * min_new_samples new samples have arrived; stop waits for the round in
- * progress and returns the first error the thread met since start (DANN_OK if
- * none). */
+ * min_new_samples new samples have arrived (and the ring holds target_batch);
+ * stop waits for the round in progress and returns the first error the thread
+ * met since start (DANN_OK if none, and when not running). start is
+ * DANN_ERR_INVALID_ARGUMENT for an adapter created with background = 0. */
 DANN_API dann_status dann_adapter_start(dann_adapter *adapter);
 DANN_API dann_status dann_adapter_stop(dann_adapter *adapter);
 
 /* Commit: the current snapshot becomes the rollback point and the guard's
  * reference. Rollback: the weights return to the last commit (at first, the
- * model the adapter was created from) and are published. Both wait for a
- * round in progress. */
+ * model the adapter was created from) and are published (a snapshot in the
+ * stats). Both wait for a round in progress; a rollback also clears the
+ * optimizer state, as a guard rollback does. */
 DANN_API dann_status dann_adapter_commit(dann_adapter *adapter);
 DANN_API dann_status dann_adapter_rollback(dann_adapter *adapter);
 
@@ -592,21 +614,29 @@ typedef struct dann_adapter_stats {
     float replay_accuracy;      /* of the current snapshot (guard samples)      */
     float reference_replay_accuracy; /* of the last commit                      */
     float class_entropy;        /* normalised entropy of the predicted classes
-                                   on recent samples, current snapshot [0, 1]   */
+                                   on recent samples, current snapshot [0, 1];
+                                   0 until a round is accepted                 */
     float drift;                /* dann_drift_score of recent samples against
                                    the replay set, with the last commit's
                                    domain head; [0, 1]                          */
     int running;                /* background thread active                     */
 } dann_adapter_stats;
 
+/* The figures as of the last finished round; does not wait for one in progress. */
 DANN_API dann_status dann_adapter_get_stats(dann_adapter *adapter, dann_adapter_stats *out);
 
-/* Bytes the adapter allocated at creation (fixed for its lifetime). */
+/* Bytes the adapter allocated at creation (fixed for its lifetime): model
+ * copies, replay set, optimizer state, the plans' buffers and scratchpads, the
+ * ring and its staging buffers. Not counted: oneDNN's primitives themselves
+ * (generated code, descriptors), the thread's stack, and contexts made by
+ * dann_adapter_context_create. */
 DANN_API size_t dann_adapter_memory(const dann_adapter *adapter);
 
 /* Copies the current snapshot (weights, batch-norm statistics, input
  * normalisation, replay set) into `model`, which must have the same
- * architecture; e.g. to save it with dann_model_save. */
+ * architecture (else DANN_ERR_INVALID_ARGUMENT, `model` unchanged); e.g. to
+ * save it with dann_model_save. Does not wait for a round in progress: it
+ * copies the latest published snapshot. */
 DANN_API dann_status dann_adapter_get_model(dann_adapter *adapter, dann_model *model);
 
 #ifdef __cplusplus

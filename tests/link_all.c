@@ -78,6 +78,26 @@ static const named_fn functions[] = {
     DANN_FN(dann_model_load),
     DANN_FN(dann_trainer_save),
     DANN_FN(dann_trainer_load),
+    /* Source replay set */
+    DANN_FN(dann_model_set_replay),
+    DANN_FN(dann_model_replay_info),
+    DANN_FN(dann_model_get_replay),
+    /* Drift score */
+    DANN_FN(dann_drift_score),
+    /* On-device adaptation */
+    DANN_FN(dann_adapter_params_default),
+    DANN_FN(dann_adapter_create),
+    DANN_FN(dann_adapter_destroy),
+    DANN_FN(dann_adapter_push),
+    DANN_FN(dann_adapter_run),
+    DANN_FN(dann_adapter_start),
+    DANN_FN(dann_adapter_stop),
+    DANN_FN(dann_adapter_commit),
+    DANN_FN(dann_adapter_rollback),
+    DANN_FN(dann_adapter_context_create),
+    DANN_FN(dann_adapter_get_stats),
+    DANN_FN(dann_adapter_memory),
+    DANN_FN(dann_adapter_get_model),
 };
 
 static int check_status_strings(void)
@@ -190,6 +210,39 @@ done:
     return rc;
 }
 
+/* A replay set goes in and comes back out. */
+static int check_replay(void)
+{
+    dann_model *model = NULL;
+    const uint8_t pixels[2 * 3] = {1, 2, 3, 4, 5, 6};
+    const int32_t labels[2] = {1, 0};
+    uint8_t back[2 * 3];
+    int32_t back_labels[2];
+    dann_replay_info info;
+    dann_batch batch = dann_batch_u8_hwc(pixels, 2, 1, 1, 3);
+    int rc = 1;
+
+    if (dann_model_create_mlp(3, 4, 2, 1, &model) != DANN_OK) {
+        fprintf(stderr, "dann_model_create_mlp: %s\n", dann_last_error());
+        return 1;
+    }
+    if (dann_model_set_replay(model, &batch, labels) != DANN_OK ||
+        dann_model_replay_info(model, &info) != DANN_OK ||
+        dann_model_get_replay(model, 0, 2, back, sizeof back, back_labels) != DANN_OK) {
+        fprintf(stderr, "replay set: %s\n", dann_last_error());
+        goto done;
+    }
+    if (info.n != 2 || info.format != DANN_INPUT_U8_HWC || memcmp(back, pixels, sizeof back) != 0 ||
+        back_labels[0] != 1 || back_labels[1] != 0) {
+        fprintf(stderr, "replay set: what came back differs from what went in\n");
+        goto done;
+    }
+    rc = 0;
+done:
+    dann_model_destroy(model);
+    return rc;
+}
+
 int main(void)
 {
     const size_t n = sizeof functions / sizeof functions[0];
@@ -216,7 +269,8 @@ int main(void)
     }
     printf("dann_link_c: library %s\n", version);
 
-    if (check_status_strings() != 0 || check_create_destroy() != 0 || check_unknown_enums() != 0)
+    if (check_status_strings() != 0 || check_create_destroy() != 0 || check_unknown_enums() != 0 ||
+        check_replay() != 0)
         return 1;
     return 0;
 }

@@ -1,5 +1,5 @@
 # The `dann` tool end to end on the two-moons toy (ctest: cli_moons).
-# -DDANN=path of the tool, -DWORK=scratch folder, -DHAVE_RECIPE=ON|OFF.
+# -DDANN=path of the tool, -DWORK=scratch folder.
 
 # Runs the tool with ARGN, expects exit status `expected`; OUT and ERR get the
 # output streams.
@@ -53,11 +53,6 @@ expect("${ERR}" "^dann eval: cannot load model .*absent.dann")
 dann(1 info --model ${M}/test-labels)
 expect("${ERR}" "^dann info: cannot load model")
 
-if(NOT HAVE_RECIPE)
-  message(STATUS "no training recipes in this build: train, info and eval on a model skipped")
-  return()
-endif()
-
 dann(0 train --arch mlp:8 --source-images ${M}/source-features --source-labels ${M}/source-labels
      --target-images ${M}/target-features --steps 60 --log-every 20 --out ${WORK}/tiny.dann
      --log ${WORK}/log.csv --plot ${WORK}/curves.svg
@@ -90,3 +85,27 @@ expect("${ERR}" "^dann eval: .*source-labels: 200 labels for 300 samples")
 dann(2 train --arch mlp:8 --source-images ${M}/source-features --source-labels ${M}/source-labels
      --target-images ${M}/target-features --target-labels ${M}/target-labels --out ${WORK}/x.dann)
 expect("${ERR}" "^dann train: --target-labels is read only by --mode target-oracle")
+
+# On-device adaptation: a model with a replay set, adapted by the adapter, and
+# the drift score; a model without a replay set needs source files.
+dann(0 train --arch mlp:8 --mode source-only --source-images ${M}/source-features
+     --source-labels ${M}/source-labels --steps 60 --replay 50 --out ${WORK}/replay.dann --quiet)
+dann(0 adapt --model ${WORK}/replay.dann --target-images ${M}/target-features --steps 40
+     --lr 0.05 --out ${WORK}/adapted.dann --eval-images ${M}/test-features
+     --eval-labels ${M}/test-labels --quiet --json)
+last_line("${OUT}" json)
+expect("${json}" "\"stats\": \\{\"rounds\": 2, \"steps\": 40, .*\"eval_accuracy_after\": [0-9.e-]+\\}$")
+dann(0 info --model ${WORK}/adapted.dann)
+expect("${OUT}" "replay +50 samples")
+dann(1 adapt --model ${WORK}/tiny.dann --target-images ${M}/target-features --steps 20
+     --out ${WORK}/x.dann --quiet)
+expect("${ERR}" "^dann adapt: cannot create the adapter: .*replay")
+dann(0 adapt --model ${WORK}/tiny.dann --target-images ${M}/target-features --steps 20
+     --source-images ${M}/source-features --source-labels ${M}/source-labels --replay 30
+     --out ${WORK}/adapted2.dann --quiet --json)
+dann(0 drift --model ${WORK}/adapted.dann --images ${M}/target-features --json)
+last_line("${OUT}" json)
+expect("${json}" "^\\{\"drift\": [0-9.e-]+, \"n\": 200, \"reference\": \"replay set\", \"reference_n\": 50, ")
+dann(0 drift --model ${WORK}/tiny.dann --images ${M}/target-features --json)
+last_line("${OUT}" json)
+expect("${json}" "\"measure\": \"mean P\\(target\\)\"\\}$")

@@ -72,16 +72,45 @@ void finalize_scratchpad(Arena &arena, std::deque<Call> &calls, Buffer &storage,
         if (c.wants_scratchpad) c.args.push_back({DNNL_ARG_SCRATCHPAD, scratch.get()});
 }
 
+namespace {
+
+thread_local int t_backend_depth = 0;
+
+// Marks the calling thread as inside oneDNN for the scope's life.
+class InBackend {
+public:
+    InBackend() noexcept { ++t_backend_depth; }
+    ~InBackend() { --t_backend_depth; }
+    InBackend(const InBackend &) = delete;
+    InBackend &operator=(const InBackend &) = delete;
+};
+
+} // namespace
+
+int backend_depth() noexcept { return t_backend_depth; }
+
 void run(Device &dev, const Call *call) {
-    dnnl_status_t st = dnnl_primitive_execute(call->prim.get(), dev.strm.get(),
-                                              static_cast<int>(call->args.size()),
-                                              call->args.data());
+    dnnl_status_t st;
+    {
+        InBackend in;
+        st = dnnl_primitive_execute(call->prim.get(), dev.strm.get(),
+                                    static_cast<int>(call->args.size()), call->args.data());
+    }
     if (st != dnnl_success)
         fail(DANN_ERR_BACKEND, "oneDNN primitive execution failed (status " +
                                    std::to_string(static_cast<int>(st)) + ")");
 }
 
-void wait(Device &dev) { dev.strm.wait(); }
+void wait(Device &dev) {
+    dnnl_status_t st;
+    {
+        InBackend in;
+        st = dnnl_stream_wait(dev.strm.get());
+    }
+    if (st != dnnl_success)
+        fail(DANN_ERR_BACKEND, "oneDNN stream wait failed (status " +
+                                   std::to_string(static_cast<int>(st)) + ")");
+}
 
 md plain(const dims &d) {
     switch (d.size()) {

@@ -47,6 +47,12 @@ public:
     // A memory object over existing storage (owned elsewhere).
     dnnl::memory view(const md &desc, void *handle);
     float *alloc_f32(size_t count);
+    // Bytes of every buffer made so far.
+    size_t bytes() const {
+        size_t total = 0;
+        for (const Buffer &b : buffers_) total += b.bytes();
+        return total;
+    }
 
 private:
     Device &dev_;
@@ -94,6 +100,11 @@ inline void run_if(Device &dev, const Call *call) {
     if (call) run(dev, call);
 }
 void wait(Device &dev);
+
+// How many oneDNN calls made by run() and wait() the calling thread is inside
+// (0 or 1). The allocation test tells oneDNN's allocations from dann's own by
+// it: a plan's steady state must allocate nothing outside oneDNN.
+int backend_depth() noexcept;
 
 // Plain descriptors: nchw for 4-D, nc for 2-D, x for 1-D.
 md plain(const dims &d);

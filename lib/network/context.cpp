@@ -4,10 +4,20 @@
 #include <cstring>
 #include <string>
 
+#include "adapt/snapshot.hpp"
 #include "core/error.hpp"
 #include "network/input.hpp"
 
 namespace dann {
+
+Context::Context(const Snapshot &source)
+    : source_(&source), owned_(source.copy(seen_)), model_(*owned_) {}
+
+void Context::follow() {
+    if (source_) seen_ = source_->update(*owned_, seen_);
+}
+
+size_t Context::bytes() const { return plans_.bytes() + (owned_ ? model_bytes(*owned_) : 0); }
 
 Plan &Context::ready_plan(const dann_batch &batch) {
     const Model &m = model_;
@@ -30,6 +40,7 @@ void Context::features(const dann_batch &batch, float *out, size_t count) {
                                  std::to_string(m.feature_size) + " features need " +
                                  std::to_string(need));
     ThreadScope threads(m.threads);
+    follow();
     Plan &plan = ready_plan(batch);
     RunState rs;
     rs.domain = domain;
@@ -51,6 +62,7 @@ void Context::predict(const dann_batch &batch, float *probs, size_t probs_count,
         fail(DANN_ERR_SHAPE, "domain_probs holds " + std::to_string(domain_count) +
                                  " floats, the batch has " + std::to_string(n) + " samples");
     ThreadScope threads(m.threads);
+    follow();
     Plan &plan = ready_plan(batch);
     RunState rs;
     rs.domain = domain;
@@ -60,6 +72,17 @@ void Context::predict(const dann_batch &batch, float *probs, size_t probs_count,
         const float *z = plan.domain_logits();
         for (size_t i = 0; i < n; ++i) domain_probs[i] = 1.0f / (1.0f + std::exp(-z[i]));
     }
+}
+
+void Context::domain_probs(const dann_batch &batch, float *out, bool follow_source) {
+    ThreadScope threads(model_.threads);
+    if (follow_source) follow();
+    Plan &plan = ready_plan(batch);
+    RunState rs;
+    rs.domain = domain;
+    plan.predict(rs, true);
+    const float *z = plan.domain_logits();
+    for (size_t i = 0; i < batch.n; ++i) out[i] = 1.0f / (1.0f + std::exp(-z[i]));
 }
 
 } // namespace dann

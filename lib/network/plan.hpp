@@ -63,6 +63,9 @@ public:
 
     uint64_t weights_version = 0; // model version the prepared weights reflect
 
+    // Bytes of the plan's buffers and scratchpad.
+    size_t bytes() const { return arena_.bytes() + scratch_storage_.bytes(); }
+
 private:
     using Stack_ = std::vector<std::unique_ptr<Layer>>;
     const dnnl::memory &plan_stack(dnn::PlanCtx &pc, const Model &m, Stack which, Stack_ &out,
@@ -111,6 +114,11 @@ namespace dann {
 class PlanCache {
 public:
     Plan &get(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads);
+    size_t bytes() const {
+        size_t total = 0;
+        for (const auto &p : plans_) total += p->bytes();
+        return total;
+    }
 
 private:
     static constexpr size_t kMaxPlans = 4;

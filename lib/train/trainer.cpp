@@ -11,6 +11,24 @@
 
 namespace dann {
 
+void check_train_params(const dann_train_params &p, const std::string &prefix) {
+    if (!(p.momentum >= 0.0f && p.momentum < 1.0f))
+        fail(DANN_ERR_INVALID_ARGUMENT,
+             prefix + "momentum must be in [0, 1), got " + std::to_string(p.momentum));
+    if (!(p.weight_decay >= 0.0f && std::isfinite(p.weight_decay)))
+        fail(DANN_ERR_INVALID_ARGUMENT, prefix + "weight_decay must be finite and >= 0");
+    const int opt = raw_enum(p.optimizer);
+    if (opt != DANN_OPTIMIZER_SGD && opt != DANN_OPTIMIZER_ADAM)
+        fail(DANN_ERR_INVALID_ARGUMENT, prefix + "optimizer: unknown optimizer " + std::to_string(opt));
+    if (opt == DANN_OPTIMIZER_ADAM &&
+        !(p.adam_beta1 >= 0.0f && p.adam_beta1 < 1.0f && p.adam_beta2 >= 0.0f &&
+          p.adam_beta2 < 1.0f && p.adam_eps > 0.0f && std::isfinite(p.adam_eps)))
+        fail(DANN_ERR_INVALID_ARGUMENT,
+             prefix + "adam_beta1/adam_beta2/adam_eps: Adam needs beta1 and beta2 in [0, 1) and a positive eps");
+    if (!(p.entropy_weight >= 0.0f && std::isfinite(p.entropy_weight)))
+        fail(DANN_ERR_INVALID_ARGUMENT, prefix + "entropy_weight must be finite and >= 0");
+}
+
 Trainer::Trainer(Model &m, const dann_train_params &params) : model_(m), params_(params) {
     const size_t n = m.params.size();
     grads_.resize(n);
@@ -127,6 +145,28 @@ void Trainer::adapt_batchnorm(const dann_batch &target, size_t batch_size) {
         throw;
     }
     ++m.version;
+}
+
+void Trainer::reserve_step(size_t n_source, size_t n_target) {
+    const int64_t ns = static_cast<int64_t>(n_source), nt = static_cast<int64_t>(n_target);
+    const bool entropy = nt > 0 && params_.entropy_weight > 0.0f;
+    ThreadScope threads(model_.threads);
+    plans_.get(model_, dev_, PlanShape{ns, nt, PlanKind::train, entropy}, grad_ptrs_.data());
+}
+
+void Trainer::reset_optimizer() {
+    for (size_t i = 0; i < model_.params.size(); ++i) {
+        for (Buffer *b : {&slot1_[i], &slot2_[i]})
+            if (b->data()) std::memset(b->data(), 0, b->bytes());
+        param_steps_[i] = 0;
+    }
+}
+
+size_t Trainer::bytes() const {
+    size_t total = plans_.bytes();
+    for (const auto *v : {&grads_, &slot1_, &slot2_})
+        for (const Buffer &b : *v) total += b.bytes();
+    return total;
 }
 
 bool Trainer::updates(size_t i, bool adversarial) const {

@@ -3,6 +3,7 @@
 // losses, backward through the GRL, checks, then the optimizer update.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "network/plan.hpp"
@@ -18,6 +19,10 @@ struct OptimizerState {
     std::vector<std::vector<float>> slot1, slot2; // per parameter; empty if untrainable
 };
 
+// Checks training parameters by dann_trainer_create's rules; `prefix` starts
+// each message naming a field (e.g. "train.").
+void check_train_params(const dann_train_params &params, const std::string &prefix);
+
 class Trainer {
 public:
     Trainer(Model &m, const dann_train_params &params);
@@ -25,6 +30,14 @@ public:
     dann_step_result step(const dann_batch &source, const int32_t *labels,
                           const dann_batch *target, float lambda, float lr);
     void adapt_batchnorm(const dann_batch &target, size_t batch_size);
+
+    // Builds ahead of time the plan that step() uses for these batch sizes,
+    // so that the first step allocates nothing.
+    void reserve_step(size_t n_source, size_t n_target);
+    // Zeroes the optimizer's moments and per-parameter step counts in place.
+    void reset_optimizer();
+    // Bytes of the gradients, the optimizer state and the plans.
+    size_t bytes() const;
 
     uint64_t steps() const { return steps_; }
     const Model &model() const { return model_; }

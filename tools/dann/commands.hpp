@@ -14,6 +14,8 @@ int cmd_train(int argc, char **argv);   // dann train
 int cmd_eval(int argc, char **argv);    // dann eval
 int cmd_predict(int argc, char **argv); // dann predict
 int cmd_info(int argc, char **argv);    // dann info
+int cmd_adapt(int argc, char **argv);   // dann adapt
+int cmd_drift(int argc, char **argv);   // dann drift
 
 // Runs `body` and turns its exceptions into the tool's error line and exit
 // status: UsageError -> 2 (with a pointer to --help), anything else -> 1.

@@ -1,5 +1,16 @@
 #include "io.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "args.hpp"
+#include "core/rng.hpp"
+
 #include <stdexcept>
 
 #include "data/fmnist_m.hpp"
@@ -116,6 +127,48 @@ dann_batch batch_view(const Dataset &d, size_t first, size_t count) {
 void throw_dann(dann_status status, const std::string &what) {
     const std::string detail = dann_last_error();
     throw std::runtime_error(what + ": " + (detail.empty() ? dann_status_string(status) : detail));
+}
+
+void check_output_path(const std::string &option, const std::string &path) {
+    const size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw CommandError(option + " " + path + ": the folder " + dir + " does not exist");
+    if (access(dir.c_str(), W_OK) != 0)
+        throw CommandError(option + " " + path + ": the folder " + dir + " is not writable");
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw CommandError(option + " " + path + " is a folder");
+}
+
+
+// Stores k labelled source samples in the model, in the source's own format:
+// a subset drawn without replacement, the same for the same seed.
+void store_replay(dann_model *model, const Dataset &source, size_t k, uint64_t seed) {
+    k = std::min(k, source.n);
+    if (k == 0) return;
+    std::vector<size_t> order(source.n);
+    std::iota(order.begin(), order.end(), size_t(0));
+    SplitMix64 rng(seed ^ 0x7265706c6179ull); // apart from the recipe's draws
+    for (size_t i = 0; i < k; ++i)
+        std::swap(order[i], order[i + rng.next() % (source.n - i)]);
+    const size_t values = source.sample_size();
+    const bool u8 = source.format == DANN_INPUT_U8_HWC;
+    std::vector<uint8_t> pixels(u8 ? k * values : 0);
+    std::vector<float> features(u8 ? 0 : k * values);
+    std::vector<int32_t> labels(k);
+    for (size_t i = 0; i < k; ++i) {
+        const size_t s = order[i];
+        if (u8)
+            std::memcpy(&pixels[i * values], &source.u8[s * values], values);
+        else
+            std::memcpy(&features[i * values], &source.f32[s * values], values * sizeof(float));
+        labels[i] = source.labels[s];
+    }
+    const dann_batch batch =
+        u8 ? dann_batch_u8_hwc(pixels.data(), k, source.height, source.width, source.channels)
+           : dann_batch_f32_nchw(features.data(), k, source.channels, source.height, source.width);
+    check_dann(dann_model_set_replay(model, &batch, labels.data()), "cannot store the replay set");
 }
 
 } // namespace dann::tool

@@ -48,4 +48,13 @@ inline void check_dann(dann_status status, const std::string &what) {
     if (status != DANN_OK) throw_dann(status, what);
 }
 
+// Throws CommandError unless `path` can be written: its folder exists and is
+// writable, and it is not a folder. Output paths are checked before long work.
+void check_output_path(const std::string &option, const std::string &path);
+
+// Stores k labelled samples of `source` (a seeded draw without replacement; k
+// capped at the set size, 0 stores nothing) as the model's replay set, in the
+// source's own format.
+void store_replay(dann_model *model, const Dataset &source, size_t k, uint64_t seed);
+
 } // namespace dann::tool

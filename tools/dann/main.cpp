@@ -20,7 +20,9 @@ const char kUsage[] =
     "  train           train a model (DANN, source only, or on labelled target data)\n"
     "  eval            accuracy of a model on labelled images\n"
     "  predict         predicted labels (and probabilities) for images\n"
-    "  info            architecture and parameters of a model file\n"
+    "  info            architecture, parameters, replay set and sections of a model file\n"
+    "  adapt           adapt a model to unlabelled target images (the on-device adapter)\n"
+    "  drift           how far images are from the source, seen by the domain head\n"
     "  demo            the main demo: train, evaluate and plot features before/after\n"
     "\n"
     "Every command takes --help, and --json to print a machine-readable result as the\n"
@@ -48,14 +50,9 @@ int main(int argc, char **argv) {
     if (command == "eval") return cmd_eval(argc - 1, argv + 1);
     if (command == "predict") return cmd_predict(argc - 1, argv + 1);
     if (command == "info") return cmd_info(argc - 1, argv + 1);
-    if (command == "demo") {
-#ifdef DANN_TOOL_NO_DEMO
-        std::fprintf(stderr, "dann demo: this build has no demo\n");
-        return 1;
-#else
-        return cmd_demo(argc - 1, argv + 1);
-#endif
-    }
+    if (command == "adapt") return cmd_adapt(argc - 1, argv + 1);
+    if (command == "drift") return cmd_drift(argc - 1, argv + 1);
+    if (command == "demo") return cmd_demo(argc - 1, argv + 1);
     std::fprintf(stderr, "dann: unknown command '%s' (see dann --help)\n", command.c_str());
     return 2;
 }
