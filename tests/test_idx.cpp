@@ -380,3 +380,28 @@ TEST_CASE("write_idx and make_idx reject tensors whose data or dims are wrong") 
     expect_error([&] { dann::data::make_idx_f32({3}, {1.0f}); }, DANN_ERR_SHAPE, {"needs 3 elements"});
     CHECK_FALSE(fs::exists(path));
 }
+
+TEST_CASE("read_idx_memory reads raw IDX bytes as read_idx reads the file, naming the input in errors") {
+    TempDir dir;
+    const Idx u8 = dann::data::make_idx_u8({2, 3}, {1, 2, 3, 4, 5, 6});
+    const Idx f32 = dann::data::make_idx_f32({1, 2}, {0.5f, -2.0f});
+    for (const Idx *idx : {&u8, &f32}) {
+        const std::vector<uint8_t> bytes = dann::data::encode_idx(*idx);
+        dann::data::write_idx(dir.file("t"), *idx);
+        const Idx from_file = dann::data::read_idx(dir.file("t"));
+        const Idx from_memory = dann::data::read_idx_memory(bytes.data(), bytes.size(), "mem");
+        CHECK(from_memory.type == from_file.type);
+        CHECK(from_memory.dims == from_file.dims);
+        CHECK(from_memory.u8 == from_file.u8);
+        CHECK(from_memory.f32 == from_file.f32);
+    }
+    const std::vector<uint8_t> truncated = idx_file(0x08, {3, 4}, 11);
+    expect_error([&] { dann::data::read_idx_memory(truncated.data(), truncated.size(), "in memory"); },
+                 DANN_ERR_FORMAT, {"in memory: ", "expected 12 bytes of data", "file has 11"});
+    expect_error([&] { dann::data::read_idx_memory(nullptr, 0, "empty"); }, DANN_ERR_FORMAT,
+                 {"empty: ", "0 bytes"});
+    // At the element limit only the missing data is wrong.
+    const std::vector<uint8_t> limit = idx_file(0x08, {65536, 32768}, 16);
+    expect_error([&] { dann::data::read_idx_memory(limit.data(), limit.size(), "limit"); }, DANN_ERR_FORMAT,
+                 {"expected 2147483648 bytes of data", "file has 16"});
+}

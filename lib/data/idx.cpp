@@ -13,8 +13,9 @@ namespace dann::data {
 namespace {
 
 constexpr size_t kChunkBytes = size_t{4} << 20;
-// What a header may make us reserve before any data has arrived.
-constexpr size_t kMaxReserveBytes = size_t{64} << 20;
+// Reading starts with small chunks that double up to kChunkBytes, so that a
+// short file claiming a large tensor costs little.
+constexpr size_t kFirstChunkBytes = size_t{64} << 10;
 
 std::string hex_byte(unsigned v) {
     char buf[8];
@@ -125,10 +126,32 @@ Idx make_idx_f32(std::vector<uint32_t> dims, std::vector<float> data) {
     return idx;
 }
 
-Idx read_idx(const std::string &path) {
-    const std::string prefix = path + ": ";
-    InputFile in(path);
+namespace {
 
+// Bytes in memory, read as InputFile reads a file.
+class MemoryInput {
+public:
+    MemoryInput(const uint8_t *data, size_t size) : data_(data), size_(size) {}
+    size_t read(void *dst, size_t n) {
+        n = std::min(n, size_ - pos_);
+        if (n) std::memcpy(dst, data_ + pos_, n);
+        pos_ += n;
+        return n;
+    }
+    uint64_t skip_rest() {
+        const size_t rest = size_ - pos_;
+        pos_ = size_;
+        return rest;
+    }
+
+private:
+    const uint8_t *data_;
+    size_t size_, pos_ = 0;
+};
+
+// The reader proper, over an InputFile or a MemoryInput; messages start with `prefix`.
+template <class Input>
+Idx parse_idx(Input &in, const std::string &prefix) {
     uint8_t magic[4];
     const size_t got_magic = in.read(magic, 4);
     if (got_magic < 4)
@@ -158,24 +181,26 @@ Idx read_idx(const std::string &path) {
     const size_t esize = element_size(idx.type);
     const size_t expected = static_cast<size_t>(count) * esize;
 
-    // Memory follows the data actually present; a header promising gigabytes
-    // over a few bytes of data costs at most kMaxReserveBytes of address space.
-    size_t have = 0;
+    // Memory follows the data actually present (the vectors grow
+    // geometrically as chunks arrive): a header promising gigabytes over a few
+    // bytes of data costs a few kilobytes.
+    size_t have = 0, step = kFirstChunkBytes;
     if (idx.type == kIdxU8) {
-        idx.u8.reserve(std::min(expected, kMaxReserveBytes));
         while (have < expected) {
-            const size_t want = std::min(kChunkBytes, expected - have);
+            const size_t want = std::min(step, expected - have);
             idx.u8.resize(have + want);
             const size_t got = in.read(idx.u8.data() + have, want);
             have += got;
             idx.u8.resize(have);
             if (got < want) break;
+            step = std::min(2 * step, kChunkBytes);
         }
     } else {
-        idx.f32.reserve(std::min(expected, kMaxReserveBytes) / 4);
-        std::vector<uint8_t> chunk(std::min(kChunkBytes, expected));
+        std::vector<uint8_t> chunk;
         while (have < expected) {
-            const size_t want = std::min(chunk.size(), expected - have);
+            const size_t want = std::min(step, expected - have);
+            if (chunk.size() < want) chunk.resize(want);
+            step = std::min(2 * step, kChunkBytes);
             const size_t got = in.read(chunk.data(), want);
             have += got;
             for (size_t i = 0; i + 4 <= got; i += 4) {
@@ -197,6 +222,20 @@ Idx read_idx(const std::string &path) {
                                   std::to_string(expected) + " bytes of data (" + type_name(idx.type) + " " +
                                   dims_string(idx.dims) + ")");
     return idx;
+}
+
+} // namespace
+
+Idx read_idx(const std::string &path) {
+    const std::string prefix = path + ": ";
+    InputFile in(path);
+    return parse_idx(in, prefix);
+}
+
+Idx read_idx_memory(const uint8_t *data, size_t size, const std::string &name) {
+    if (!data && size) fail(DANN_ERR_INVALID_ARGUMENT, name + ": no data");
+    MemoryInput in(data, size);
+    return parse_idx(in, name + ": ");
 }
 
 std::vector<uint8_t> encode_idx(const Idx &idx) {

@@ -49,6 +49,10 @@ Idx make_idx_f32(std::vector<uint32_t> dims, std::vector<float> data);
 // with what the header claims.
 Idx read_idx(const std::string &path);
 
+// The same reader over raw IDX bytes in memory (no gzip: compressed bytes are
+// "not an IDX file"); `name` stands for the file in messages.
+Idx read_idx_memory(const uint8_t *data, size_t size, const std::string &name);
+
 // Writes `idx`: gzip-compressed when path ends in ".gz" (deterministic bytes:
 // no name or time stamp in the gzip header), raw otherwise. Atomic: the data
 // goes to a temporary file beside `path`, renamed over it when complete.

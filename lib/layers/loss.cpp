@@ -29,7 +29,7 @@ float SoftmaxCrossEntropy::forward(dnn::Device &dev, const int32_t *labels,
     for (int64_t i = labelled_; i < n_; ++i) {
         const float *row = x + i * k_;
         float *g = grad + i * k_;
-        double max = row[0];
+        double max = static_cast<double>(row[0]);
         for (int64_t j = 1; j < k_; ++j) max = std::max(max, static_cast<double>(row[j]));
         double sum = 0.0;
         for (int64_t j = 0; j < k_; ++j) sum += std::exp(static_cast<double>(row[j]) - max);
@@ -49,7 +49,7 @@ float SoftmaxCrossEntropy::forward(dnn::Device &dev, const int32_t *labels,
     for (int64_t i = 0; i < labelled_; ++i) {
         const float *row = x + i * k_;
         float *g = grad + i * k_;
-        double max = row[0];
+        double max = static_cast<double>(row[0]);
         for (int64_t j = 1; j < k_; ++j) max = std::max(max, static_cast<double>(row[j]));
         double sum = 0.0;
         for (int64_t j = 0; j < k_; ++j) sum += std::exp(static_cast<double>(row[j]) - max);
@@ -81,7 +81,7 @@ float LogisticLoss::forward(dnn::Device &dev) {
     double loss = 0.0;
     int64_t right = 0;
     for (int64_t i = 0; i < n_; ++i) {
-        const double xi = x[i], t = targets_[i];
+        const double xi = static_cast<double>(x[i]), t = static_cast<double>(targets_[i]);
         loss += std::max(xi, 0.0) - xi * t + std::log1p(std::exp(-std::fabs(xi)));
         const double sig = xi >= 0 ? 1.0 / (1.0 + std::exp(-xi)) : std::exp(xi) / (1.0 + std::exp(xi));
         grad[i] = static_cast<float>((sig - t) * inv_n);
