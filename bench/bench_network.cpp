@@ -1,6 +1,7 @@
 // End-to-end benchmarks of the paper's MNIST network: one DANN training step
-// (64 source + 64 target), and predictions at batch 1 and 256. The thread
-// count is part of each name; FLOP/s counts multiply-adds as 2 FLOPs.
+// (64 source + 64 target), predictions at batch 1 and 256, and one adapter
+// round (dann_adapter_run with one DANN step per round, then its guard). The
+// thread count is part of each name; FLOP/s counts multiply-adds as 2 FLOPs.
 //
 //   ./build/bench/dann_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -105,8 +106,57 @@ void BM_Predict_MNIST(benchmark::State &state) {
     dann_model_destroy(m);
 }
 
+// One adapter round with steps_per_round = 1: a DANN step (64 replay + 64 ring
+// samples, the adapter's default Adam), then the guard: the committed model on
+// the 256 newest ring samples (with the domain head, for the drift score), the
+// working model on the 256 replay samples and on the same ring samples, then a
+// snapshot. FLOP/s counts the step and the guard's 768 forward passes.
+void BM_AdapterRound_MNIST(benchmark::State &state) {
+    const int threads = static_cast<int>(state.range(0));
+    constexpr size_t kReplay = 256, kRing = 512, kGuard = 256, kBatch = 64;
+    std::vector<uint8_t> replay(kReplay * kH * kW * kC), ring(kRing * kH * kW * kC);
+    uint32_t s = 99;
+    for (auto &v : replay) v = static_cast<uint8_t>((s = s * 1664525u + 1013904223u) >> 24);
+    for (auto &v : ring) v = static_cast<uint8_t>((s = s * 1664525u + 1013904223u) >> 24);
+    std::vector<int32_t> labels(kReplay);
+    for (size_t i = 0; i < kReplay; ++i) labels[i] = static_cast<int32_t>(i % 10);
+    dann_model *m = make_model(threads, state);
+    if (!m) return;
+    dann_batch rb = dann_batch_u8_hwc(replay.data(), kReplay, kH, kW, kC);
+    dann_adapter_params p = dann_adapter_params_default();
+    p.steps_per_round = 1;
+    p.source_batch = kBatch;
+    p.target_batch = kBatch;
+    p.guard_samples = kGuard;
+    p.capacity = kRing;
+    p.background = 0;
+    dann_adapter *a = nullptr;
+    if (dann_model_set_replay(m, &rb, labels.data()) != DANN_OK ||
+        dann_adapter_create(m, &p, &a) != DANN_OK) {
+        state.SkipWithError(dann_last_error());
+        dann_model_destroy(m);
+        return;
+    }
+    dann_batch tb = dann_batch_u8_hwc(ring.data(), kRing, kH, kW, kC);
+    if (dann_adapter_push(a, &tb) != DANN_OK || dann_adapter_run(a, 1) != DANN_OK)
+        state.SkipWithError(dann_last_error());
+    for (auto _ : state) {
+        if (dann_adapter_run(a, 1) != DANN_OK) {
+            state.SkipWithError(dann_last_error());
+            break;
+        }
+    }
+    const double guard = 3.0 * kGuard;
+    const double flops = mnist_flops(2.0 * kBatch, kBatch, 2.0 * kBatch, true) +
+                         mnist_flops(guard, guard, kGuard, false);
+    state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+    dann_adapter_destroy(a);
+    dann_model_destroy(m);
+}
+
 } // namespace
 
+BENCHMARK(BM_AdapterRound_MNIST)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_DannStep_MNIST_64x64)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Predict_MNIST)->ArgNames({"threads", "batch"})->Args({1, 1})->Args({2, 1})->Args({1, 256})->Args({2, 256})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
