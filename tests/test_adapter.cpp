@@ -22,28 +22,17 @@
 #include "c_api/handles.hpp"
 #include "data/moons.hpp"
 #include "dann.h"
+#include "api_handles.hpp"
 
 namespace {
 
 // ---------------------------------------------------------------------------
 // Handles and checks
 
-struct ModelDeleter {
-    void operator()(dann_model *m) const { dann_model_destroy(m); }
-};
-struct ContextDeleter {
-    void operator()(dann_context *c) const { dann_context_destroy(c); }
-};
-struct TrainerDeleter {
-    void operator()(dann_trainer *t) const { dann_trainer_destroy(t); }
-};
-struct AdapterDeleter {
-    void operator()(dann_adapter *a) const { dann_adapter_destroy(a); }
-};
-using Model = std::unique_ptr<dann_model, ModelDeleter>;
-using Context = std::unique_ptr<dann_context, ContextDeleter>;
-using Trainer = std::unique_ptr<dann_trainer, TrainerDeleter>;
-using Adapter = std::unique_ptr<dann_adapter, AdapterDeleter>;
+using dann_test::Context;
+using dann_test::Model;
+using dann_test::Trainer;
+using dann_test::Adapter;
 
 void require_ok(dann_status st) {
     INFO(dann_status_string(st), ": ", dann_last_error());

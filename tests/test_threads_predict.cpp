@@ -13,21 +13,13 @@
 #include <vector>
 
 #include "dann.h"
+#include "api_handles.hpp"
 
 namespace {
 
-struct ModelDeleter {
-    void operator()(dann_model *m) const { dann_model_destroy(m); }
-};
-struct ContextDeleter {
-    void operator()(dann_context *c) const { dann_context_destroy(c); }
-};
-struct TrainerDeleter {
-    void operator()(dann_trainer *t) const { dann_trainer_destroy(t); }
-};
-using Model = std::unique_ptr<dann_model, ModelDeleter>;
-using Context = std::unique_ptr<dann_context, ContextDeleter>;
-using Trainer = std::unique_ptr<dann_trainer, TrainerDeleter>;
+using dann_test::Context;
+using dann_test::Model;
+using dann_test::Trainer;
 
 void require_ok(dann_status st) {
     INFO(dann_last_error());

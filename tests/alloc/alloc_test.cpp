@@ -37,6 +37,7 @@
 
 #include "core/dnn.hpp"
 #include "dann.h"
+#include "../api_handles.hpp"
 
 // glibc's allocator under its internal names: what the replacements below
 // forward to.
@@ -251,18 +252,9 @@ Tally measure(const char *what, F &&call) {
 // ---------------------------------------------------------------------------
 // Handles and data
 
-struct ModelDeleter {
-    void operator()(dann_model *m) const { dann_model_destroy(m); }
-};
-struct ContextDeleter {
-    void operator()(dann_context *c) const { dann_context_destroy(c); }
-};
-struct TrainerDeleter {
-    void operator()(dann_trainer *t) const { dann_trainer_destroy(t); }
-};
-using Model = std::unique_ptr<dann_model, ModelDeleter>;
-using Context = std::unique_ptr<dann_context, ContextDeleter>;
-using Trainer = std::unique_ptr<dann_trainer, TrainerDeleter>;
+using dann_test::Context;
+using dann_test::Model;
+using dann_test::Trainer;
 
 void require_ok(dann_status st) {
     INFO(dann_last_error());
@@ -520,10 +512,7 @@ TEST_CASE("the adapter's push, run and predict allocate nothing in dann's own co
     p.background = 0;
     dann_adapter *raw = nullptr;
     require_ok(dann_adapter_create(m.get(), &p, &raw));
-    struct AdapterDeleter {
-        void operator()(dann_adapter *a) const { dann_adapter_destroy(a); }
-    };
-    std::unique_ptr<dann_adapter, AdapterDeleter> a(raw);
+    const dann_test::Adapter a(raw);
 
     const std::vector<uint8_t> stream = pixels(16 * 28 * 28 * 3, 59);
     const dann_batch push = dann_batch_u8_hwc(stream.data(), 16, 28, 28, 3);
