@@ -346,21 +346,7 @@ dann_status dann_trainer_create(dann_model *model, const dann_train_params *para
         need(model, "model");
         need(params, "params");
         need(out, "out");
-        if (!(params->momentum >= 0.0f && params->momentum < 1.0f))
-            fail(DANN_ERR_INVALID_ARGUMENT, "momentum must be in [0, 1), got " + std::to_string(params->momentum));
-        if (!(params->weight_decay >= 0.0f && std::isfinite(params->weight_decay)))
-            fail(DANN_ERR_INVALID_ARGUMENT, "weight_decay must be finite and >= 0");
-        const int opt = dann::raw_enum(params->optimizer);
-        if (opt != DANN_OPTIMIZER_SGD && opt != DANN_OPTIMIZER_ADAM)
-            fail(DANN_ERR_INVALID_ARGUMENT, "unknown optimizer " + std::to_string(opt));
-        if (opt == DANN_OPTIMIZER_ADAM &&
-            !(params->adam_beta1 >= 0.0f && params->adam_beta1 < 1.0f &&
-              params->adam_beta2 >= 0.0f && params->adam_beta2 < 1.0f &&
-              params->adam_eps > 0.0f && std::isfinite(params->adam_eps)))
-            fail(DANN_ERR_INVALID_ARGUMENT,
-                 "Adam needs beta1 and beta2 in [0, 1) and a positive eps");
-        if (!(params->entropy_weight >= 0.0f && std::isfinite(params->entropy_weight)))
-            fail(DANN_ERR_INVALID_ARGUMENT, "entropy_weight must be finite and >= 0");
+        dann::check_train_params(*params, "");
         auto t = std::make_unique<dann_trainer>();
         t->impl = std::make_unique<dann::Trainer>(*model->impl, *params);
         *out = t.release();
