@@ -14,9 +14,6 @@
 // Only the calling thread is counted: with OMP_NUM_THREADS > 1, allocations
 // on OpenMP worker threads (inside oneDNN or in dann's parallel loops) are not
 // seen.
-//
-// The adapter cases are compiled with DANN_ALLOC_TEST_ADAPTER (the CMake option
-// of the same name, on by default).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -492,7 +489,6 @@ TEST_CASE("features allocate nothing in dann's own code") {
     }
 }
 
-#ifdef DANN_ALLOC_TEST_ADAPTER
 TEST_CASE("the adapter's push, run and predict allocate nothing in dann's own code") {
     dl_iterate_phdr(find_gomp, nullptr);
     Model m = mnist();
@@ -535,4 +531,4 @@ TEST_CASE("the adapter's push, run and predict allocate nothing in dann's own co
         });
     }
 }
-#endif
+
