@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# .ci/cross_check.sh: dann cross-compiled for Linux arm64 (AArch64) and its
+# tests run under qemu-user.
+#
+#   .ci/cross_check.sh [DOCTEST_FILTER...]
+#
+# 1. platform/fetch-arm64-sysroot.sh: Debian 12 arm64 oneDNN, zlib, doctest
+#    and runtime libraries into the sysroot (idempotent; ~25 s the first time);
+# 2. configures build-arm64/ with platform/aarch64-linux-gnu.cmake (Release,
+#    DANN_TEST_SIZE=tiny, benchmarks off) and builds it;
+# 3. runs the doctest suite under qemu-aarch64 once per emulated CPU, and
+#    prints each run's time and slowest cases; then the C link test and the
+#    tool. neoverse-n1 is NEON only, like most real boards: oneDNN 2.6 runs its
+#    reference kernels there. qemu's default CPU has 512-bit SVE, where oneDNN
+#    has JIT kernels, which qemu emulates some 10 times slower still: that run
+#    leaves out the long training suites (recipe, adapter, threads);
+# 4. prints which oneDNN implementations a small whole-network case uses on
+#    each CPU (ONEDNN_VERBOSE).
+#
+# Arguments are doctest options for every CPU's run, e.g.
+#   .ci/cross_check.sh -tc='*gradients agree*'
+# Environment:
+#   DANN_CROSS_TESTS      doctest options for NEON CPUs when no arguments are
+#                         given (default -tse=heavy: all but the heavy suite)
+#   DANN_CROSS_TESTS_SVE  the same for qemu's default CPU (and max, a64fx)
+#                         (default -tse=heavy,recipe,adapter,threads)
+#   DANN_CROSS_CPUS       emulated CPUs (default "neoverse-n1 default";
+#                         "default" leaves QEMU_CPU unset)
+#   DANN_CROSS_BUILD    build folder (default build-arm64)
+#   DANN_ARM64_SYSROOT  sysroot folder (default build-sysroot-arm64)
+#   DANN_CI_JOBS=2      parallel build jobs
+# Packages (Debian 12, host amd64): g++-aarch64-linux-gnu qemu-user cmake make
+# (and apt, dpkg, debian-archive-keyring for the sysroot).
+# Times measured on a 2-core x86-64 host: build ~6 min; neoverse-n1, all but
+# heavy (265 cases) 9-13 min, mostly a few long training cases; default CPU
+# with its filter (218 cases) ~2 min. The whole suite but heavy on the default
+# CPU would take over an hour.
+# Exit status 0 only if the build and every run passed.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+cd "$repo"
+jobs=${DANN_CI_JOBS:-2}
+build=${DANN_CROSS_BUILD:-$repo/build-arm64}
+export DANN_ARM64_SYSROOT=${DANN_ARM64_SYSROOT:-$repo/build-sysroot-arm64}
+read -r -a cpus <<<"${DANN_CROSS_CPUS:-neoverse-n1 default}"
+given=("$@")
+filter_for() {   # cpu -> the array "filter"
+    if ((${#given[@]})); then
+        filter=("${given[@]}")
+    elif [[ $1 == default || $1 == max || $1 == a64fx ]]; then
+        read -r -a filter <<<"${DANN_CROSS_TESTS_SVE:--tse=heavy,recipe,adapter,threads}"
+    else
+        read -r -a filter <<<"${DANN_CROSS_TESTS:--tse=heavy}"
+    fi
+}
+export OMP_NUM_THREADS=1 LC_ALL=C
+failures=0
+summary=()
+
+x() { echo "+ $*"; "$@"; }
+section() { printf '\n== %s\n' "$*"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+for tool in aarch64-linux-gnu-g++ qemu-aarch64 cmake; do
+    command -v "$tool" >/dev/null ||
+        { echo "cross_check: $tool not found (apt-get install g++-aarch64-linux-gnu qemu-user cmake)" >&2; exit 1; }
+done
+
+section "sysroot"
+t=$(now)
+x platform/fetch-arm64-sysroot.sh "$DANN_ARM64_SYSROOT"
+echo "sysroot: $(elapsed "$t") s"
+
+section "configure and build ($build)"
+t=$(now)
+x cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE="$repo/platform/aarch64-linux-gnu.cmake" \
+    -DDANN_ARM64_SYSROOT="$DANN_ARM64_SYSROOT" -DCMAKE_BUILD_TYPE=Release \
+    -DDANN_BUILD_BENCH=OFF -DDANN_BUILD_FUZZERS=OFF -DDANN_TEST_SIZE=tiny
+x cmake --build "$build" -j"$jobs"
+build_s=$(elapsed "$t")
+echo "build: $build_s s"
+readelf -h "$build/tests/dann_tests" | grep -q 'AArch64' ||
+    { echo "cross_check: $build/tests/dann_tests is not an AArch64 program" >&2; exit 1; }
+
+qemu=(qemu-aarch64 -L "$DANN_ARM64_SYSROOT")
+with_cpu() {   # cpu, command...: the command with QEMU_CPU set (or unset for "default")
+    local cpu=$1
+    shift
+    if [[ $cpu == default ]]; then env -u QEMU_CPU "$@"; else QEMU_CPU=$cpu "$@"; fi
+}
+
+for cpu in "${cpus[@]}"; do
+    filter_for "$cpu"
+    section "doctest suite under qemu, CPU $cpu: ${filter[*]}"
+    log=$build/qemu-$cpu.log
+    t=$(now)
+    rc=0
+    with_cpu "$cpu" "${qemu[@]}" "$build/tests/dann_tests" "${filter[@]}" --duration=true \
+        </dev/null >"$log" 2>&1 || rc=$?
+    s=$(elapsed "$t")
+    # doctest's --duration lines ("0.123456 s: name"): the slowest cases
+    echo "slowest cases:"
+    grep -E '^[0-9]+\.[0-9]+ s: ' "$log" | sort -rn | head -n 8 | sed 's/^/  /' || true
+    tail -n 4 "$log"
+    cases=$(sed -n 's/.*test cases: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+    summary+=("$(printf '%-12s %-10s %8s s  %s cases (%s)  rc=%s' "$cpu" doctest "$s" "${cases:-?}" "${filter[*]}" "$rc")")
+    ((rc == 0)) || { echo "FAIL: doctest under qemu ($cpu), log $log"; failures=$((failures + 1)); }
+
+    t=$(now)
+    rc=0
+    with_cpu "$cpu" "${qemu[@]}" "$build/tests/dann_link_c" </dev/null >/dev/null 2>&1 || rc=$?
+    with_cpu "$cpu" "${qemu[@]}" "$build/tools/dann" --help </dev/null >/dev/null 2>&1 || rc=$?
+    summary+=("$(printf '%-12s %-10s %8s s  link_c + dann --help  rc=%s' "$cpu" programs "$(elapsed "$t")" "$rc")")
+    ((rc == 0)) || { echo "FAIL: dann_link_c or dann --help under qemu ($cpu)"; failures=$((failures + 1)); }
+
+    # Which oneDNN kernels this CPU gets: a small whole-network case
+    # (convolution, pooling, inner product, eltwise, reorders).
+    with_cpu "$cpu" env ONEDNN_VERBOSE=1 "${qemu[@]}" "$build/tests/dann_tests" \
+        -tc='*whole network the features*' </dev/null >"$build/qemu-$cpu-onednn.log" 2>&1 || true
+    echo "oneDNN on CPU $cpu: $(grep -m1 -E '^onednn_verbose,info,cpu,isa:' "$build/qemu-$cpu-onednn.log" |
+        cut -d, -f4-)"
+    echo "  executions  primitive  implementation  propagation"
+    awk -F, '$1 == "onednn_verbose" && $2 == "exec" { print $4 "  " $5 "  " $6 }' \
+        "$build/qemu-$cpu-onednn.log" | sort | uniq -c | sort -rn | head -n 20
+done
+
+section "summary (build $build_s s)"
+printf '%s\n' "${summary[@]}"
+if ((failures)); then
+    echo "cross_check: $failures run(s) FAILED"
+    exit 1
+fi
+echo "cross_check: all runs passed"
