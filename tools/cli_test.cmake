@@ -1,10 +1,14 @@
 # The `dann` tool end to end on the two-moons toy (ctest: cli_moons).
-# -DDANN=path of the tool, -DWORK=scratch folder.
+# -DDANN=path of the tool, -DWORK=scratch folder, -DEMULATOR=how to run a
+# cross-built tool (a list joined by "|"; empty natively).
 
 # Runs the tool with ARGN, expects exit status `expected`; OUT and ERR get the
 # output streams.
+string(REPLACE "|" ";" EMULATOR "${EMULATOR}")
+
 function(dann expected)
-  execute_process(COMMAND ${DANN} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  execute_process(COMMAND ${EMULATOR} ${DANN} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
   if(NOT rc EQUAL expected)
     string(REPLACE ";" " " line "${ARGN}")
     message(FATAL_ERROR "dann ${line}: exit status ${rc}, expected ${expected}\nstdout: ${out}\nstderr: ${err}")
