@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "memfd_file.hpp"
 #include "core/error.hpp"
 #include "data/idx.hpp"
 
@@ -65,23 +66,10 @@ void check_tensor(const Idx &idx) {
     }
 }
 
-// One memfd reused for every input, read through its /proc path.
-int file_fd() {
-    static const int fd = memfd_create("fuzz_idx", 0);
-    if (fd < 0) broken("memfd_create failed");
-    return fd;
-}
-
 std::string as_file(const uint8_t *data, size_t size) {
-    const int fd = file_fd();
-    if (ftruncate(fd, 0) != 0) broken("ftruncate failed");
-    size_t done = 0;
-    while (done < size) {
-        const ssize_t n = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
-        if (n <= 0) broken("pwrite failed");
-        done += static_cast<size_t>(n);
-    }
-    return "/proc/self/fd/" + std::to_string(fd);
+    std::string path = dann_fuzz::as_file(data, size, "fuzz_idx");
+    if (path.empty()) broken("cannot write the input to a memfd");
+    return path;
 }
 
 } // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "core/rng.hpp"
 #include "commands.hpp"
 #include "inference.hpp"
 #include "io.hpp"
@@ -32,19 +33,12 @@ const char *reason_name(dann_guard_reason r) {
     return "unknown";
 }
 
-// splitmix64: a seeded shuffle that does not depend on the standard library.
-uint64_t mix(uint64_t &state) {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
+// A seeded permutation of 0..n-1.
 std::vector<size_t> shuffled(size_t n, uint64_t seed) {
     std::vector<size_t> order(n);
     std::iota(order.begin(), order.end(), size_t{0});
-    uint64_t state = seed;
-    for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[size_t(mix(state) % i)]);
+    SplitMix64 rng(seed);
+    for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[size_t(rng.next() % i)]);
     return order;
 }
 
@@ -65,15 +59,6 @@ Dataset subset(const Dataset &data, const std::vector<size_t> &idx) {
         if (!data.labels.empty()) out.labels.push_back(data.labels[i]);
     }
     return out;
-}
-
-double accuracy_of(const dann_model *model, const Dataset &eval) {
-    PredictOptions options;
-    options.progress = false;
-    const Predictions p = predict_all(model, eval, options, "--eval-images");
-    size_t correct = 0;
-    for (size_t i = 0; i < eval.n; ++i) correct += p.argmax[i] == eval.labels[i];
-    return double(correct) / double(eval.n);
 }
 
 json::Value stats_json(const dann_adapter_stats &s) {
@@ -171,7 +156,7 @@ int adapt(int argc, char **argv) {
     params.capacity = std::max(params.capacity, params.target_batch);
 
     const auto start = std::chrono::steady_clock::now();
-    const double before = eval ? accuracy_of(model.get(), *eval) : -1.0;
+    const double before = eval ? evaluate(model.get(), *eval, DANN_DOMAIN_TARGET, threads) : -1.0;
     dann_adapter *raw = nullptr;
     check_dann(dann_adapter_create(model.get(), &params, &raw), "cannot create the adapter");
     AdapterPtr adapter(raw, dann_adapter_destroy);
@@ -205,7 +190,7 @@ int adapt(int argc, char **argv) {
     check_dann(dann_adapter_get_stats(adapter.get(), &stats), "dann_adapter_get_stats");
     check_dann(dann_adapter_get_model(adapter.get(), model.get()), "dann_adapter_get_model");
     check_dann(dann_model_save(model.get(), out.c_str()), "cannot save the model to " + out);
-    const double after = eval ? accuracy_of(model.get(), *eval) : -1.0;
+    const double after = eval ? evaluate(model.get(), *eval, DANN_DOMAIN_TARGET, threads) : -1.0;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
