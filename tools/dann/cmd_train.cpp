@@ -122,9 +122,9 @@ int train(int argc, char **argv) {
         .option("--entropy-weight", "X", "target entropy weight, overriding the recipe's")
         .option("--candidates", "N",
                 "shallow networks, best recipe: candidates trained, the one with the best "
-                "label-free score kept (default: 8)")
+                "label-free score kept (default: 16)")
         .option("--self-train-rounds", "R",
-                "shallow networks, best recipe: self-training rounds per candidate (default: 10)")
+                "shallow networks, best recipe: self-training rounds per candidate (default: 20)")
         .flag("--deterministic", "the same result on every run with the same seed (may be slower)")
         .required("--out", "MODEL", "where to save the trained model")
         .option("--log", "CSV", "write the training log (one row every --log-every steps)")

@@ -63,7 +63,7 @@ Recipe resolve(const RecipeConfig &c, const Arch &arch) {
         // Chosen without target labels (examples/tune_moons.sh, docs/recipes.md).
         r.mu0 = 0.5f;
         r.lambda_max = 1.0f;
-        r.candidates = 8;
+        r.candidates = 16; // a compute budget: the score only falls as candidates are added
         r.self_rounds = 20;
         r.self_steps = std::max<int64_t>(1, (c.steps * 2 + 7) / 15);
         r.self_lr = 0.03f;
