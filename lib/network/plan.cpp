@@ -2,6 +2,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "core/error.hpp"
 #include "layers/factory.hpp"
 
@@ -22,19 +26,34 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
                                      Stack_ &out, const dnnl::memory &src,
                                      float *const *grads, const BatchSplit &split) {
     const dnnl::memory *prev = &src;
-    for (const LayerSpec &spec : m.stack(which)) {
+    const std::vector<LayerSpec> &specs = m.stack(which);
+    // ReLU then max pooling runs as max pooling then ReLU: the two commute
+    // (ReLU is monotone), forward and backward (the gradient reaches the
+    // window's maximum exactly when it is positive), and the ReLU then works
+    // on a quarter of the values. `order` lists the specs in planning order;
+    // each planned output is checked against the spec that produces it.
+    std::vector<size_t> order(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) order[i] = i;
+    for (size_t i = 0; i + 1 < specs.size(); ++i)
+        if (specs[i].desc.kind == DANN_LAYER_RELU && specs[i + 1].desc.kind == DANN_LAYER_MAXPOOL2D) {
+            std::swap(order[i], order[i + 1]);
+            ++i;
+        }
+    for (size_t k = 0; k < order.size(); ++k) {
+        const LayerSpec &spec = specs[order[k]];
         const uint64_t id = static_cast<uint64_t>(which) * 4096 + static_cast<uint64_t>(spec.index);
         out.push_back(make_layer(spec.desc, m.binding(spec, grads), split, id));
         out.back()->plan_forward(pc, *prev);
         prev = &out.back()->dst();
         // The planned output must be what the model validated.
+        const LayerSpec &shape = specs[std::max(order[k], k)];
         const auto d = prev->get_desc().dims();
         int64_t per_sample = 1;
         for (size_t i = 1; i < d.size(); ++i) per_sample *= d[i];
-        if (per_sample != spec.out.size())
+        if (per_sample != shape.out.size())
             fail(DANN_ERR_INTERNAL, "layer " + spec.name + ": planned output has " +
                                         std::to_string(per_sample) + " values per sample, expected " +
-                                        std::to_string(spec.out.size()));
+                                        std::to_string(shape.out.size()));
     }
     return *prev;
 }
