@@ -7,7 +7,7 @@
 #   (or: cmake --preset aarch64)
 #
 # Headers and libraries of the C/C++ runtime come from the cross toolchain
-# (/usr/aarch64-linux-gnu); oneDNN, zlib and doctest from a sysroot folder of
+# (/usr/aarch64-linux-gnu); oneDNN, OpenBLAS, zlib and doctest from a sysroot folder of
 # unpacked Debian arm64 packages (platform/fetch-arm64-sysroot.sh):
 # DANN_ARM64_SYSROOT (cache variable or environment), default
 # build-sysroot-arm64/ in the source tree. Programs run under
@@ -58,9 +58,18 @@ set(CMAKE_SHARED_LINKER_FLAGS_INIT "${CMAKE_EXE_LINKER_FLAGS_INIT}")
 
 # On the board these are the system's library folders: no RPATH entries that
 # point at the build host's sysroot (and no clash between the sysroot's
-# libgomp.so.1 and the cross compiler's).
+# libgomp.so.1 and the cross compiler's). OpenBLAS is linked from its
+# openblas-openmp folder and found at run time as libopenblas.so.0 through
+# the alternatives link in the library folder (made by the fetch script in
+# the sysroot, by dpkg on a board).
 list(APPEND CMAKE_PLATFORM_IMPLICIT_LINK_DIRECTORIES
-     "${DANN_ARM64_SYSROOT}/usr/lib/${DANN_ARM64_TRIPLE}" "${DANN_ARM64_SYSROOT}/lib/${DANN_ARM64_TRIPLE}")
+     "${DANN_ARM64_SYSROOT}/usr/lib/${DANN_ARM64_TRIPLE}" "${DANN_ARM64_SYSROOT}/lib/${DANN_ARM64_TRIPLE}"
+     "${DANN_ARM64_SYSROOT}/usr/lib/${DANN_ARM64_TRIPLE}/openblas-openmp")
+
+# NEON-only cores (most boards) get oneDNN 2.6's reference kernels for
+# convolution and inner product; dann then runs them through OpenBLAS, which
+# the sysroot provides: required here unless the cache says otherwise.
+set(DANN_WITH_OPENBLAS ON CACHE STRING "Use OpenBLAS where oneDNN runs reference kernels: AUTO, ON or OFF")
 
 # qemu-user runs the test programs: the sysroot holds Debian's arm64 loader,
 # libc, libstdc++, libgomp, zlib and oneDNN, as a Debian 12 board would.

@@ -19,10 +19,15 @@
 #   DANN_ARM64_MIRROR  default http://deb.debian.org/debian
 #   DANN_ARM64_SUITE   default bookworm
 #
-# Unpacked: oneDNN (libdnnl2, libdnnl-dev), zlib (zlib1g, zlib1g-dev),
-# doctest-dev (headers and CMake config), and the C/C++/OpenMP runtime (libc6,
-# libgcc-s1, libstdc++6, libgomp1) so that `qemu-aarch64 -L SYSROOT` runs a
-# program with exactly the libraries a Debian 12 arm64 board would load.
+# Unpacked: oneDNN (libdnnl2, libdnnl-dev), OpenBLAS's OpenMP build
+# (libopenblas0-openmp, libopenblas-openmp-dev, and its Fortran runtime
+# libgfortran5), zlib (zlib1g, zlib1g-dev), doctest-dev (headers and CMake
+# config), and the C/C++/OpenMP runtime (libc6, libgcc-s1, libstdc++6, libgomp1)
+# so that `qemu-aarch64 -L SYSROOT` runs a program with exactly the libraries a
+# Debian 12 arm64 board would load. On a board, update-alternatives links
+# /usr/lib/aarch64-linux-gnu/libopenblas.so.0 to the installed OpenBLAS
+# variant; dpkg-deb -x runs no maintainer scripts, so this script makes that
+# link to the OpenMP variant itself.
 # Compiling and linking use the cross toolchain's own headers and libraries
 # (g++-aarch64-linux-gnu, /usr/aarch64-linux-gnu); the versions match.
 set -euo pipefail
@@ -33,7 +38,8 @@ mirror=${DANN_ARM64_MIRROR:-http://deb.debian.org/debian}
 suite=${DANN_ARM64_SUITE:-bookworm}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-packages=(libdnnl2 libdnnl-dev zlib1g zlib1g-dev doctest-dev libc6 libgcc-s1 libstdc++6 libgomp1)
+packages=(libdnnl2 libdnnl-dev libopenblas0-openmp libopenblas-openmp-dev libgfortran5 zlib1g zlib1g-dev
+    doctest-dev libc6 libgcc-s1 libstdc++6 libgomp1)
 
 mkdir -p "$sysroot"
 sysroot=$(cd "$sysroot" && pwd)
@@ -105,8 +111,17 @@ while IFS= read -r -d '' link; do
     ln -sfn "$rel" "$link"
 done < <(find "$sysroot" -path "$apt_dir" -prune -o -type l -print0)
 
+# The alternatives links of the OpenMP OpenBLAS (what its postinst would make).
+blas_dir=usr/lib/aarch64-linux-gnu/openblas-openmp
+for name in libopenblas.so.0 libopenblas.so libblas.so.3 liblapack.so.3; do
+    if [[ -e $sysroot/$blas_dir/$name ]]; then
+        ln -sfn "openblas-openmp/$name" "$sysroot/usr/lib/aarch64-linux-gnu/$name"
+    fi
+done
+
 for f in usr/lib/aarch64-linux-gnu/libdnnl.so.2 usr/lib/aarch64-linux-gnu/cmake/dnnl/dnnl-config.cmake \
-    usr/include/zlib.h lib/ld-linux-aarch64.so.1 usr/lib/cmake/doctest/doctestConfig.cmake; do
+    usr/lib/aarch64-linux-gnu/libopenblas.so.0 usr/include/aarch64-linux-gnu/openblas-openmp/cblas.h \
+    usr/lib/aarch64-linux-gnu/libgfortran.so.5 usr/include/zlib.h lib/ld-linux-aarch64.so.1 usr/lib/cmake/doctest/doctestConfig.cmake; do
     [[ -e $sysroot/$f ]] || { echo "fetch-arm64-sysroot: missing $sysroot/$f" >&2; exit 1; }
 done
 echo "fetch-arm64-sysroot: $sysroot ready ($(cd "$apt_dir"/debs && ls ./*.deb | sed 's|^\./||; s|_arm64.deb$||; s|_all.deb$||' | tr '\n' ' '))"

@@ -76,16 +76,10 @@ namespace {
 
 thread_local int t_backend_depth = 0;
 
-// Marks the calling thread as inside oneDNN for the scope's life.
-class InBackend {
-public:
-    InBackend() noexcept { ++t_backend_depth; }
-    ~InBackend() { --t_backend_depth; }
-    InBackend(const InBackend &) = delete;
-    InBackend &operator=(const InBackend &) = delete;
-};
-
 } // namespace
+
+InBackend::InBackend() noexcept { ++t_backend_depth; }
+InBackend::~InBackend() { --t_backend_depth; }
 
 int backend_depth() noexcept { return t_backend_depth; }
 

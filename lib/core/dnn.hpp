@@ -69,6 +69,10 @@ struct PlanCtx {
     // Forward in training mode only to collect batch-norm statistics: no
     // backward, and dropout passes its input through.
     bool statistics_only = false;
+    // The input of the layer being planned is a buffer of the plan that no
+    // one reads after this layer's forward, except through this layer: an
+    // elementwise layer may then write its output over it.
+    bool src_reusable = false;
 
     PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
     // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.
@@ -101,10 +105,20 @@ inline void run_if(Device &dev, const Call *call) {
 }
 void wait(Device &dev);
 
-// How many oneDNN calls made by run() and wait() the calling thread is inside
-// (0 or 1). The allocation test tells oneDNN's allocations from dann's own by
-// it: a plan's steady state must allocate nothing outside oneDNN.
+// How many backend calls (oneDNN through run() and wait(), the BLAS through
+// gemm::sgemm()) the calling thread is inside (0 or 1). The allocation test
+// tells the backends' allocations from dann's own by it: a plan's steady
+// state must allocate nothing outside them.
 int backend_depth() noexcept;
+
+// Marks the calling thread as inside a backend call for the scope's life.
+class InBackend {
+public:
+    InBackend() noexcept;
+    ~InBackend();
+    InBackend(const InBackend &) = delete;
+    InBackend &operator=(const InBackend &) = delete;
+};
 
 // Plain descriptors: nchw for 4-D, nc for 2-D, x for 1-D.
 md plain(const dims &d);

@@ -2,9 +2,17 @@
 // plain by the model (PyTorch layout), used by the primitives in the layout
 // oneDNN prefers (format_tag::any), with gradients written back plain.
 // Ops supplies the primitive kinds and descriptors (conv.cpp, dense.cpp).
+//
+// Where oneDNN would run a reference implementation for the forward
+// primitive (gemm::use_blas(), decided once per plan), the layer runs all
+// three passes through the BLAS instead (layers/gemm_affine.hpp), on plain
+// layouts: the model's weights and gradients are used in place, and the
+// source and diff_dst are reordered to plain where they arrive blocked.
 #pragma once
 
 #include "core/error.hpp"
+#include "core/gemm.hpp"
+#include "layers/gemm_affine.hpp"
 #include "layers/layer.hpp"
 
 namespace dann {
@@ -27,6 +35,13 @@ public:
         fpd_ = typename Ops::Fwd::primitive_desc(
             Ops::fwd_desc(pk, src_any_, wei_any_, bias_md_, dst_any_, shapes_), pc.attr,
             pc.dev.eng);
+        blas_ = gemm::use_blas(fpd_);
+        if (blas_) {
+            src_ = dnn::reformat(pc, src, dnn::plain(src.get_desc().dims()));
+            dst_ = pc.arena.make(dnn::plain(shapes_.dst));
+            gemm_.plan(pc.arena, Ops::geometry(desc_, src.get_desc().dims(), shapes_));
+            return;
+        }
         src_ = dnn::reformat(pc, src, fpd_.src_desc());
         weights_plain_ =
             pc.arena.view(dnn::md(shapes_.weights, dnn::f32, shapes_.weights_tag), p_.weight);
@@ -45,6 +60,12 @@ public:
                        bool need_diff_src) override {
         if (!p_.grad_weight || !p_.grad_bias)
             fail(DANN_ERR_INTERNAL, "backward planned without gradient storage");
+        if (blas_) {
+            diff_dst_bw_ = dnn::reformat(pc, diff_dst, dnn::plain(shapes_.dst));
+            gemm_.plan_backward(pc.arena);
+            if (need_diff_src) diff_src_ = pc.arena.make(dnn::plain(src_.mem.get_desc().dims()));
+            return;
+        }
         bwpd_ = typename Ops::BwdWeights::primitive_desc(
             Ops::bwd_weights_desc(src_any_, wei_any_, bias_md_, dst_any_, shapes_), pc.attr,
             pc.dev.eng, fpd_);
@@ -88,10 +109,22 @@ public:
 
     void forward(dnn::Device &dev, const RunState &) override {
         dnn::run_if(dev, src_.call);
+        if (blas_) {
+            gemm_.forward(dnn::data_f32(src_.mem), p_.weight, p_.bias, dnn::data_f32(dst_));
+            return;
+        }
         dnn::run(dev, fwd_);
     }
 
     void backward(dnn::Device &dev, const RunState &) override {
+        if (blas_) {
+            dnn::run_if(dev, diff_dst_bw_.call);
+            const float *diff_dst = dnn::data_f32(diff_dst_bw_.mem);
+            gemm_.backward_weights(dnn::data_f32(src_.mem), diff_dst, p_.grad_weight,
+                                   p_.grad_bias);
+            if (diff_src_) gemm_.backward_data(diff_dst, p_.weight, dnn::data_f32(diff_src_));
+            return;
+        }
         dnn::run_if(dev, src_bw_.call);
         dnn::run_if(dev, diff_dst_bw_.call);
         dnn::run(dev, bwd_weights_);
@@ -112,6 +145,8 @@ private:
     typename Ops::BwdData::primitive_desc bdpd_;
     dnn::Reformat src_, weights_fwd_, src_bw_, diff_dst_bw_, weights_bd_, diff_dst_bd_;
     dnnl::memory weights_plain_, bias_, grad_weights_, grad_weights_plain_, grad_bias_;
+    bool blas_ = false;
+    GemmAffine gemm_;
     dnn::Call *fwd_ = nullptr, *bwd_weights_ = nullptr, *bwd_data_ = nullptr,
               *grad_reorder_ = nullptr;
 };

@@ -25,6 +25,24 @@ struct ConvOps {
         s.pad = {ph, pw};
         return s;
     }
+    static GemmGeometry geometry(const dann_layer_desc &, const dnn::dims &src, const Shapes &s) {
+        GemmGeometry g;
+        g.conv = true;
+        g.n = src[0];
+        g.c = src[1];
+        g.h = src[2];
+        g.w = src[3];
+        g.oc = s.dst[1];
+        g.oh = s.dst[2];
+        g.ow = s.dst[3];
+        g.kh = s.weights[2];
+        g.kw = s.weights[3];
+        g.sh = s.strides[0];
+        g.sw = s.strides[1];
+        g.ph = s.pad[0];
+        g.pw = s.pad[1];
+        return g;
+    }
     static Fwd::desc fwd_desc(dnnl::prop_kind pk, const dnn::md &src, const dnn::md &wei,
                               const dnn::md &bias, const dnn::md &dst, const Shapes &s) {
         return Fwd::desc(pk, dnnl::algorithm::convolution_direct, src, wei, bias, dst,

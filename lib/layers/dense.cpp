@@ -23,6 +23,15 @@ struct DenseOps {
         s.weights_tag = src.size() == 4 ? dnn::tag::oihw : dnn::tag::oi;
         return s;
     }
+    // The source flattened per sample (C*H*W in NCHW order), as the weights are.
+    static GemmGeometry geometry(const dann_layer_desc &, const dnn::dims &src, const Shapes &s) {
+        GemmGeometry g;
+        g.n = src[0];
+        g.c = 1;
+        for (size_t i = 1; i < src.size(); ++i) g.c *= src[i];
+        g.oc = s.dst[1];
+        return g;
+    }
     static Fwd::desc fwd_desc(dnnl::prop_kind pk, const dnn::md &src, const dnn::md &wei,
                               const dnn::md &bias, const dnn::md &dst, const Shapes &) {
         return Fwd::desc(pk, src, wei, bias, dst);
