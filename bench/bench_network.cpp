@@ -4,10 +4,12 @@
 // thread count is part of each name; FLOP/s counts multiply-adds as 2 FLOPs.
 //
 //   ./build/bench/dann_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   DANN_BENCH_THREADS=1,2,4,8,16 ./build/bench/dann_bench      (other thread counts)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "dann.h"
@@ -154,10 +156,38 @@ void BM_AdapterRound_MNIST(benchmark::State &state) {
     dann_model_destroy(m);
 }
 
+// Thread counts: DANN_BENCH_THREADS (e.g. "1,2,4,8,16"), default "1,2".
+std::vector<int64_t> thread_counts() {
+    std::vector<int64_t> counts;
+    const char *env = std::getenv("DANN_BENCH_THREADS");
+    const char *p = env && *env ? env : "1,2";
+    while (*p) {
+        char *end = nullptr;
+        const long v = std::strtol(p, &end, 10);
+        if (end == p) break;
+        if (v > 0 && v <= 1024) counts.push_back(v);
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',') break;
+    }
+    if (counts.empty()) counts = {1, 2};
+    return counts;
+}
+
+void by_threads(benchmark::internal::Benchmark *b) {
+    b->ArgName("threads");
+    for (const int64_t t : thread_counts()) b->Arg(t);
+}
+
+void by_threads_and_batch(benchmark::internal::Benchmark *b) {
+    b->ArgNames({"threads", "batch"});
+    for (const int64_t batch : {1, 256})
+        for (const int64_t t : thread_counts()) b->Args({t, batch});
+}
+
 } // namespace
 
-BENCHMARK(BM_AdapterRound_MNIST)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_DannStep_MNIST_64x64)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Predict_MNIST)->ArgNames({"threads", "batch"})->Args({1, 1})->Args({2, 1})->Args({1, 256})->Args({2, 256})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_AdapterRound_MNIST)->Apply(by_threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_DannStep_MNIST_64x64)->Apply(by_threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Predict_MNIST)->Apply(by_threads_and_batch)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 BENCHMARK_MAIN();
