@@ -73,6 +73,9 @@ struct PlanCtx {
     // one reads after this layer's forward, except through this layer: an
     // elementwise layer may then write its output over it.
     bool src_reusable = false;
+    // Inference plans: a ReLU follows the layer being planned, which may
+    // apply it as a post-op of its own primitive (Layer::fused_relu()).
+    bool fuse_relu = false;
 
     PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
     // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.

@@ -32,10 +32,19 @@ public:
         bias_md_ = dnn::plain({shapes_.weights[0]});
         auto pk = pc.training ? dnnl::prop_kind::forward_training
                               : dnnl::prop_kind::forward_inference;
+        // A primitive_attr copy shares its handle: build a new one.
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(pc.attr.get_scratchpad_mode());
+        if (pc.fuse_relu && !pc.training) {
+            dnnl::post_ops ops;
+            ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+            attr.set_post_ops(ops);
+        }
         fpd_ = typename Ops::Fwd::primitive_desc(
-            Ops::fwd_desc(pk, src_any_, wei_any_, bias_md_, dst_any_, shapes_), pc.attr,
+            Ops::fwd_desc(pk, src_any_, wei_any_, bias_md_, dst_any_, shapes_), attr,
             pc.dev.eng);
         blas_ = gemm::use_blas(fpd_);
+        fused_relu_ = pc.fuse_relu && !pc.training && !blas_;
         if (blas_) {
             src_ = dnn::reformat(pc, src, dnn::plain(src.get_desc().dims()));
             dst_ = pc.arena.make(dnn::plain(shapes_.dst));
@@ -55,6 +64,8 @@ public:
                           {DNNL_ARG_DST, &dst_}},
                          &fpd_);
     }
+
+    bool fused_relu() const override { return fused_relu_; }
 
     void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
                        bool need_diff_src) override {
@@ -146,6 +157,7 @@ private:
     dnn::Reformat src_, weights_fwd_, src_bw_, diff_dst_bw_, weights_bd_, diff_dst_bd_;
     dnnl::memory weights_plain_, bias_, grad_weights_, grad_weights_plain_, grad_bias_;
     bool blas_ = false;
+    bool fused_relu_ = false;
     GemmAffine gemm_;
     dnn::Call *fwd_ = nullptr, *bwd_weights_ = nullptr, *bwd_data_ = nullptr,
               *grad_reorder_ = nullptr;

@@ -56,6 +56,9 @@ public:
     // DROPOUT: the factors of the last training forward pass (0 or 1/(1-p)),
     // over the physical buffer of its input; nullptr for other layers.
     virtual const float *mask() const { return nullptr; }
+    // Whether plan_forward() took up the ReLU that PlanCtx::fuse_relu offered
+    // (its output is then already rectified).
+    virtual bool fused_relu() const { return false; }
 
     const dnnl::memory &dst() const { return dst_; }
     const dnnl::memory &diff_src() const { return diff_src_; }

@@ -34,8 +34,15 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
     // each planned output is checked against the spec that produces it.
     std::vector<size_t> order(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) order[i] = i;
+    // Inference plans instead fuse a ReLU into the convolution or dense layer
+    // before it (a post-op), where the primitive allows.
+    const auto fusable = [&](size_t i) {
+        return !pc.training && i + 1 < specs.size() && specs[i + 1].desc.kind == DANN_LAYER_RELU &&
+               (specs[i].desc.kind == DANN_LAYER_CONV2D || specs[i].desc.kind == DANN_LAYER_DENSE);
+    };
     for (size_t i = 0; i + 1 < specs.size(); ++i)
-        if (specs[i].desc.kind == DANN_LAYER_RELU && specs[i + 1].desc.kind == DANN_LAYER_MAXPOOL2D) {
+        if (specs[i].desc.kind == DANN_LAYER_RELU && specs[i + 1].desc.kind == DANN_LAYER_MAXPOOL2D &&
+            !(i > 0 && fusable(i - 1))) {
             std::swap(order[i], order[i + 1]);
             ++i;
         }
@@ -48,8 +55,11 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
         const int prev_kind = k > 0 ? int(specs[order[k - 1]].desc.kind) : -1;
         pc.src_reusable = prev_kind == DANN_LAYER_CONV2D || prev_kind == DANN_LAYER_DENSE ||
                           prev_kind == DANN_LAYER_MAXPOOL2D;
+        pc.fuse_relu = fusable(order[k]) && order[k] == k;
         out.back()->plan_forward(pc, *prev);
         pc.src_reusable = false;
+        pc.fuse_relu = false;
+        if (out.back()->fused_relu()) ++k; // the ReLU that follows is done
         prev = &out.back()->dst();
         // The planned output must be what the model validated.
         const LayerSpec &shape = specs[std::max(order[k], k)];
