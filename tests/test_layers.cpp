@@ -412,6 +412,49 @@ TEST_CASE("Max pooling matches the scalar reference when channels span more than
                             kElementwiseTol);
 }
 
+TEST_CASE("Max pooling with kernel 2, stride 2 matches the scalar reference with a padded channel block") {
+    // Non-overlapping windows: the training forward runs without a workspace
+    // and the backward is dann's own loop; 18 channels leave the second
+    // 16-channel block mostly padding.
+    const Problem p = make_problem(maxpool(2, 2, 2, 2, 0, 0), {2, 18, 6, 6}, Fill::distinct, 214);
+    FOR_BOTH_LAYOUTS(blocked);
+    check_against_reference(layout_label("maxpool k2 s2 18 channels", blocked), p, training(blocked), kExact,
+                            kElementwiseTol);
+}
+
+TEST_CASE("Max pooling with tied maxima gives each window's gradient to its first maximum only") {
+    // Values from {-1, 0, 1}: most 2x2 windows hold their maximum more than
+    // once. The gradient of each output goes to the first maximal element in
+    // row-major window order, and every other element gets 0.
+    Problem p = make_problem(maxpool(2, 2, 2, 2, 0, 0), {2, 17, 4, 6}, Fill::uniform, 215);
+    for (float &v : p.src) v = v < -0.33f ? -1.0f : (v < 0.33f ? 0.0f : 1.0f);
+    FOR_BOTH_LAYOUTS(blocked);
+    const LayerRun run = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, training(blocked));
+    const int n = 2, c = 17, h = 4, w = 6, oh = 2, ow = 3;
+    std::vector<float> expected(p.src.size(), 0.0f);
+    int tied = 0;
+    for (int i = 0; i < n * c; ++i)
+        for (int y = 0; y < oh; ++y)
+            for (int x = 0; x < ow; ++x) {
+                int best = -1, count = 0;
+                for (int dy = 0; dy < 2; ++dy)
+                    for (int dx = 0; dx < 2; ++dx) {
+                        const int at = (i * h + 2 * y + dy) * w + 2 * x + dx;
+                        if (best < 0 || p.src[size_t(at)] > p.src[size_t(best)]) best = at;
+                    }
+                for (int dy = 0; dy < 2; ++dy)
+                    for (int dx = 0; dx < 2; ++dx)
+                        count += p.src[size_t((i * h + 2 * y + dy) * w + 2 * x + dx)] == p.src[size_t(best)];
+                tied += count > 1;
+                expected[size_t(best)] = p.diff_dst[size_t((i * oh + y) * ow + x)];
+            }
+    CHECK(tied > 50);
+    REQUIRE(run.diff_src.size() == expected.size());
+    int wrong = 0;
+    for (size_t i = 0; i < expected.size(); ++i) wrong += run.diff_src[i] != expected[i];
+    CHECK(wrong == 0);
+}
+
 TEST_CASE("Max pooling in inference mode matches the scalar reference") {
     const Problem p = make_problem(maxpool(3, 3, 2, 2, 1, 1), {2, 3, 7, 7}, Fill::distinct, 209);
     FOR_BOTH_LAYOUTS(blocked);

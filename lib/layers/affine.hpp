@@ -66,6 +66,7 @@ public:
     }
 
     bool fused_relu() const override { return fused_relu_; }
+    bool output_reusable() const override { return true; }
 
     void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
                        bool need_diff_src) override {

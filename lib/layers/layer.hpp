@@ -59,6 +59,9 @@ public:
     // Whether plan_forward() took up the ReLU that PlanCtx::fuse_relu offered
     // (its output is then already rectified).
     virtual bool fused_relu() const { return false; }
+    // Whether the layer's backward pass never reads its own output, so that
+    // an elementwise layer after it may overwrite it (PlanCtx::src_reusable).
+    virtual bool output_reusable() const { return false; }
 
     const dnnl::memory &dst() const { return dst_; }
     const dnnl::memory &diff_src() const { return diff_src_; }

@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "layers/factory.hpp"
 
@@ -25,15 +27,32 @@ public:
         pad_l_ = {ph, pw};
         pad_r_ = {prh, prw};
         src_ = src;
-        auto pk = pc.training ? dnnl::prop_kind::forward_training
-                              : dnnl::prop_kind::forward_inference;
         dnn::md dst_any({s[0], s[1], oh, ow}, dnn::f32, dnn::tag::any);
-        fpd_ = dnnl::pooling_forward::primitive_desc(
-            dnnl::pooling_forward::desc(pk, dnnl::algorithm::pooling_max, src.get_desc(),
-                                        dst_any, strides_, kernel_, pad_l_, pad_r_),
-            pc.attr, pc.dev.eng);
+        const auto make_pd = [&](dnnl::prop_kind pk) {
+            return dnnl::pooling_forward::primitive_desc(
+                dnnl::pooling_forward::desc(pk, dnnl::algorithm::pooling_max, src.get_desc(),
+                                            dst_any, strides_, kernel_, pad_l_, pad_r_),
+                pc.attr, pc.dev.eng);
+        };
+        // Training with windows that neither overlap nor pad, in a layout
+        // dann can index: the forward pass runs oneDNN's inference kernel
+        // (no workspace: several times faster), and the backward pass is
+        // dann's own loop, which routes each gradient to the first window
+        // element equal to the window's maximum, as oneDNN's workspace does.
+        own_backward_ = false;
+        if (pc.training && !pc.statistics_only && kh == sh && kw == sw && ph == 0 && pw == 0 &&
+            prh == 0 && prw == 0) {
+            fpd_ = make_pd(dnnl::prop_kind::forward_inference);
+            own_backward_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
+        }
+        if (!own_backward_)
+            fpd_ = make_pd(pc.training ? dnnl::prop_kind::forward_training
+                                       : dnnl::prop_kind::forward_inference);
         dst_ = pc.arena.make(fpd_.dst_desc());
-        if (pc.training) {
+        if (own_backward_) {
+            fwd_ = pc.record(dnnl::pooling_forward(fpd_),
+                             {{DNNL_ARG_SRC, &src_}, {DNNL_ARG_DST, &dst_}}, &fpd_);
+        } else if (pc.training) {
             workspace_ = pc.arena.make(fpd_.workspace_desc());
             fwd_ = pc.record(dnnl::pooling_forward(fpd_),
                              {{DNNL_ARG_SRC, &src_}, {DNNL_ARG_DST, &dst_},
@@ -48,6 +67,11 @@ public:
     void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
                        bool need_diff_src) override {
         if (!need_diff_src) return;
+        if (own_backward_) {
+            diff_dst_ = dnn::reformat(pc, diff_dst, fpd_.dst_desc());
+            diff_src_ = pc.arena.make(src_.get_desc());
+            return;
+        }
         bpd_ = dnnl::pooling_backward::primitive_desc(
             dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, src_.get_desc(),
                                          fpd_.dst_desc(), strides_, kernel_, pad_l_, pad_r_),
@@ -64,13 +88,129 @@ public:
     void forward(dnn::Device &dev, const RunState &) override { dnn::run(dev, fwd_); }
 
     void backward(dnn::Device &dev, const RunState &) override {
+        if (own_backward_) {
+            if (!diff_src_) return;
+            dnn::run_if(dev, diff_dst_.call);
+            dnn::wait(dev);
+            route_gradients();
+            return;
+        }
         if (!bwd_) return;
         dnn::run_if(dev, diff_dst_.call);
         dnn::run(dev, bwd_);
     }
 
+    // Its own backward compares the output with the input.
+    bool output_reusable() const override { return !own_backward_; }
+
 private:
+    // Strides (in floats) of a 4-D activation in one of the layouts oneDNN
+    // gives them here: plain NCHW, NHWC, or channels in blocks of 8 or 16
+    // (nChw8c, nChw16c; the last block padded).
+    struct Strides {
+        int64_t n = 0, cb = 0, h = 0, w = 0, lane = 0;
+    };
+    struct Geometry {
+        int64_t batch = 0, channels = 0, blocks = 0, block = 1;
+        int64_t ih = 0, iw = 0, oh = 0, ow = 0, kh = 0, kw = 0;
+        Strides src, dst;
+        bool full_cover = true; // every input element lies in some window
+    };
+
+    static bool strides_of(const dnn::md &d, int64_t block, Strides &st) {
+        const auto dims = d.dims();
+        const int64_t c = dims[1], h = dims[2], w = dims[3];
+        const int64_t cb = (c + block - 1) / block;
+        if (block == 1 && d == dnn::md(dims, dnn::f32, dnn::tag::abcd)) {
+            st = {c * h * w, h * w, w, 1, 0};
+            return true;
+        }
+        if (block == 1 && d == dnn::md(dims, dnn::f32, dnn::tag::acdb)) {
+            st = {h * w * c, 1, w * c, c, 0};
+            return true;
+        }
+        const dnn::tag t = block == 16 ? dnn::tag::aBcd16b : dnn::tag::aBcd8b;
+        if (block > 1 && d == dnn::md(dims, dnn::f32, t)) {
+            st = {cb * h * w * block, h * w * block, w * block, block, 1};
+            return true;
+        }
+        return false;
+    }
+
+    bool geometry(const dnn::md &src, const dnn::md &dst, Geometry &g) const {
+        for (const int64_t block : {int64_t(16), int64_t(8), int64_t(1)}) {
+            if (!strides_of(src, block, g.src) || !strides_of(dst, block, g.dst)) continue;
+            const auto s = src.dims(), o = dst.dims();
+            g.batch = s[0];
+            g.channels = s[1];
+            g.block = block;
+            g.blocks = (s[1] + block - 1) / block;
+            g.ih = s[2];
+            g.iw = s[3];
+            g.oh = o[2];
+            g.ow = o[3];
+            g.kh = desc_.kernel_h;
+            g.kw = desc_.kernel_w;
+            g.full_cover = g.oh * g.kh == g.ih && g.ow * g.kw == g.iw;
+            return true;
+        }
+        return false;
+    }
+
+    void route_gradients() const {
+        const Geometry &g = geo_;
+        float *ds = dnn::data_f32(diff_src_);
+        if (!g.full_cover) std::memset(ds, 0, diff_src_.get_desc().get_size());
+        if (g.block == 16) route<16>(g, ds);
+        else if (g.block == 8) route<8>(g, ds);
+        else route<1>(g, ds);
+    }
+
+    // L lanes per position: channel blocks of L (lane stride 1), or L = 1
+    // for plain layouts (the channel is then part of the position).
+    template <int L>
+    void route(const Geometry &g, float *__restrict ds) const {
+        const float *__restrict src = dnn::data_f32(src_);
+        const float *__restrict dst = dnn::data_f32(dst_);
+        const float *__restrict dd = dnn::data_f32(diff_dst_.mem);
+        const int64_t blocks = g.blocks, channels = g.channels, oh = g.oh, ow = g.ow;
+        const int64_t kh = g.kh, kw = g.kw;
+        const Strides si = g.src, so = g.dst;
+        const int64_t outer = g.batch * blocks;
+#pragma omp parallel for schedule(static)
+        for (int64_t nb = 0; nb < outer; ++nb) {
+            const int64_t n = nb / blocks, b = nb % blocks;
+            // Channels of this block that exist (the last block may be padded).
+            const int64_t live = L == 1 ? 1 : std::min<int64_t>(L, channels - b * L);
+            float m[L], grad[L];
+            uint32_t open[L]; // 1 until the lane's maximum has been found
+            for (int64_t oy = 0; oy < oh; ++oy)
+                for (int64_t ox = 0; ox < ow; ++ox) {
+                    const int64_t o = n * so.n + b * so.cb + oy * so.h + ox * so.w;
+                    const int64_t i0 = n * si.n + b * si.cb + oy * kh * si.h + ox * kw * si.w;
+                    for (int l = 0; l < L; ++l) {
+                        m[l] = dst[o + l];
+                        grad[l] = l < live ? dd[o + l] : 0.0f;
+                        open[l] = 1;
+                    }
+                    for (int64_t y = 0; y < kh; ++y)
+                        for (int64_t x = 0; x < kw; ++x) {
+                            const int64_t i = i0 + y * si.h + x * si.w;
+#pragma omp simd
+                            for (int l = 0; l < L; ++l) {
+                                // Branch-free, so that the lanes vectorise.
+                                const uint32_t hit = open[l] & uint32_t(src[i + l] == m[l]);
+                                ds[i + l] = hit ? grad[l] : 0.0f;
+                                open[l] &= hit ^ 1u;
+                            }
+                        }
+                }
+        }
+    }
+
     dann_layer_desc desc_;
+    bool own_backward_ = false;
+    Geometry geo_;
     dnn::dims strides_, kernel_, pad_l_, pad_r_;
     dnnl::memory src_, workspace_;
     dnnl::pooling_forward::primitive_desc fpd_;

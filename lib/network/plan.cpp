@@ -50,11 +50,9 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
         const LayerSpec &spec = specs[order[k]];
         const uint64_t id = static_cast<uint64_t>(which) * 4096 + static_cast<uint64_t>(spec.index);
         out.push_back(make_layer(spec.desc, m.binding(spec, grads), split, id));
-        // Convolution, dense and max-pool layers never read their own output
-        // again (their backward needs their input, or the pooling workspace).
-        const int prev_kind = k > 0 ? int(specs[order[k - 1]].desc.kind) : -1;
-        pc.src_reusable = prev_kind == DANN_LAYER_CONV2D || prev_kind == DANN_LAYER_DENSE ||
-                          prev_kind == DANN_LAYER_MAXPOOL2D;
+        // The previous layer of this stack says whether its output may be
+        // overwritten (the stack's input never is: it may be shared).
+        pc.src_reusable = out.size() > 1 && out[out.size() - 2]->output_reusable();
         pc.fuse_relu = fusable(order[k]) && order[k] == k;
         out.back()->plan_forward(pc, *prev);
         pc.src_reusable = false;
