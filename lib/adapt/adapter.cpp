@@ -411,7 +411,7 @@ void Adapter::thread_main() {
     std::unique_lock<std::mutex> lock(ring_mu_);
     for (;;) {
         cv_.wait(lock, [this] {
-            return quit_ || (running_ && ring_.size() >= p_.target_batch &&
+            return quit_ || (running_ && waiting_ == 0 && ring_.size() >= p_.target_batch &&
                              new_since_round_ >= p_.min_new_samples);
         });
         if (quit_) return;
@@ -460,7 +460,29 @@ dann_status Adapter::stop(std::string &message) {
     return st;
 }
 
+// Marks a commit() or rollback() as waiting for round_mu_ while it lives.
+class Adapter::Waiter {
+public:
+    explicit Waiter(Adapter &a) : a_(a) {
+        std::lock_guard<std::mutex> lock(a_.ring_mu_);
+        ++a_.waiting_;
+    }
+    ~Waiter() {
+        {
+            std::lock_guard<std::mutex> lock(a_.ring_mu_);
+            --a_.waiting_;
+        }
+        a_.cv_.notify_all();
+    }
+    Waiter(const Waiter &) = delete;
+    Waiter &operator=(const Waiter &) = delete;
+
+private:
+    Adapter &a_;
+};
+
 void Adapter::commit() {
+    const Waiter waiter(*this);
     std::lock_guard<std::mutex> round_lock(round_mu_);
     committed_->copy_params_from(published_->publisher_view());
     guard_->measure_reference();
@@ -470,6 +492,7 @@ void Adapter::commit() {
 }
 
 void Adapter::rollback() {
+    const Waiter waiter(*this);
     std::lock_guard<std::mutex> round_lock(round_mu_);
     working_->copy_params_from(*committed_);
     if (trainer_) trainer_->reset_optimizer();

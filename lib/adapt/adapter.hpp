@@ -61,6 +61,7 @@ private:
     void gather_target();
     void restore_working();
     void thread_main();
+    class Waiter;
 
     dann_adapter_params p_;
     bool dann_mode_;
@@ -81,6 +82,10 @@ private:
     mutable std::mutex ring_mu_, stats_mu_;
     std::condition_variable cv_;
     size_t new_since_round_ = 0;
+    // commit() / rollback() calls waiting for round_mu_ (guarded by
+    // ring_mu_): the background thread starts no round while one waits, so
+    // back-to-back rounds cannot starve them.
+    size_t waiting_ = 0;
     bool running_ = false, busy_ = false, quit_ = false;
     dann_status error_status_ = DANN_OK;
     std::string error_message_;
