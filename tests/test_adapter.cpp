@@ -14,9 +14,11 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "c_api/handles.hpp"
@@ -147,7 +149,7 @@ float accuracy(dann_context *ctx, const std::vector<float> &xy, const std::vecto
 
 // Trained on the source only (full-batch SGD), carrying the source set as its
 // replay set, one thread.
-Model moons_model(uint64_t seed = 3, int steps = 600) {
+Model train_moons_model(uint64_t seed, int steps) {
     const Moons &d = moons();
     dann_model *raw = nullptr;
     require_ok(dann_model_create_mlp(2, kMoonsHidden, 2, seed, &raw));
@@ -163,6 +165,19 @@ Model moons_model(uint64_t seed = 3, int steps = 600) {
                                      0.5f, nullptr));
     require_ok(dann_model_set_replay(m.get(), &src, d.source_labels.data()));
     return m;
+}
+
+// A fresh copy of train_moons_model(seed, steps): trained once per setting,
+// since most cases start from the same model (training it takes seconds under
+// an emulator).
+Model moons_model(uint64_t seed = 3, int steps = 600) {
+    static std::map<std::pair<uint64_t, int>, Model> trained;
+    const std::pair<uint64_t, int> key(seed, steps);
+    auto it = trained.find(key);
+    if (it == trained.end()) it = trained.emplace(key, train_moons_model(seed, steps)).first;
+    dann_model *copy = nullptr;
+    require_ok(dann_model_clone(it->second.get(), &copy));
+    return Model(copy);
 }
 
 dann_adapter_params moons_params() {
@@ -1023,6 +1038,66 @@ TEST_CASE("three threads predicting through adapter contexts while the adapter's
     }
 }
 
+// Rounds here start when samples arrive, not back to back: a waiting commit
+// or rollback gets its turn when the round in progress ends.
+TEST_CASE("commit and rollback while the adapter's thread runs take effect between its rounds") {
+    Model m = moons_model();
+    dann_adapter_params p = moons_params();
+    p.lr = 1e-2f;
+    p.background = 1;
+    p.min_new_samples = 40;
+    Adapter a = adapter(m.get(), p);
+    const Params created = all_params(m.get());
+    const auto wait_rounds = [&](uint64_t n) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (stats(a.get()).rounds < n && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return stats(a.get()).rounds >= n;
+    };
+    require_ok(dann_adapter_start(a.get()));
+    push_target(a.get(), 0, 80);
+    REQUIRE(wait_rounds(1));
+    const dann_adapter_stats first = stats(a.get());
+    require_ok(dann_adapter_commit(a.get())); // the thread waits for samples
+    const Params committed = all_params(snapshot_of(a.get(), m.get()).get());
+    CHECK((committed != created) == (first.snapshots == 1));
+    push_target(a.get(), 80, 40);               // a round starts
+    require_ok(dann_adapter_rollback(a.get())); // before or after it, never within
+    REQUIRE(wait_rounds(2));
+    push_target(a.get(), 120, 40);
+    REQUIRE(wait_rounds(3));
+    require_ok(dann_adapter_stop(a.get()));
+    const dann_adapter_stats s = stats(a.get());
+    CHECK(s.rounds == 3);
+    CHECK(s.running == 0);
+    require_ok(dann_adapter_rollback(a.get()));
+    CHECK(all_params(snapshot_of(a.get(), m.get()).get()) == committed);
+}
+
+TEST_CASE("commit and rollback are not starved by back-to-back rounds") {
+    // With min_new_samples = 0 the thread starts a round as soon as the last
+    // one ends; a waiting commit or rollback goes before the next one, so at
+    // most the round in progress and one more (counted as the call begins)
+    // pass while it waits.
+    Model m = moons_model();
+    dann_adapter_params p = moons_params();
+    p.background = 1;
+    p.min_new_samples = 0;
+    Adapter a = adapter(m.get(), p);
+    push_target(a.get());
+    require_ok(dann_adapter_start(a.get()));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (stats(a.get()).rounds < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(stats(a.get()).rounds >= 2);
+    for (int i = 0; i < 4; ++i) {
+        const uint64_t before = stats(a.get()).rounds;
+        require_ok(i % 2 ? dann_adapter_rollback(a.get()) : dann_adapter_commit(a.get()));
+        CHECK(stats(a.get()).rounds - before <= 2);
+    }
+    require_ok(dann_adapter_stop(a.get()));
+}
+
 TEST_CASE("destroying an adapter whose thread is running waits for the round and joins it") {
     Model m = moons_model();
     dann_adapter_params p = moons_params();
@@ -1035,8 +1110,6 @@ TEST_CASE("destroying an adapter whose thread is running waits for the round and
     while (stats(a.get()).rounds < 3 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     CHECK(stats(a.get()).rounds >= 3);
-    require_ok(dann_adapter_commit(a.get()));
-    require_ok(dann_adapter_rollback(a.get()));
     push_target(a.get(), 0, 10);
     a.reset();
     CHECK(true);

@@ -17,6 +17,7 @@
 
 #include "../tools/dann/recipe.hpp"
 #include "data/moons.hpp"
+#include "test_size.hpp"
 
 using dann::tool::Dataset;
 using dann::tool::Hooks;
@@ -112,12 +113,16 @@ Dataset images(size_t n, int channels, uint64_t seed) {
     return d;
 }
 
+// Images per domain for the image-network runs, and their batch (per domain):
+// few at the tiny size, which qemu runs hundreds of times slower than the host.
+constexpr size_t kImages = dann_test::by_size<size_t>(16, 64);
+
 RecipeConfig image_config(RecipeKind recipe) {
     RecipeConfig c;
     c.arch = "mnist";
     c.recipe = recipe;
     c.steps = 12;
-    c.batch = 4;
+    c.batch = dann_test::by_size(2, 4);
     c.seed = 5;
     c.threads = 1;
     c.deterministic = true;
@@ -225,7 +230,7 @@ TEST_CASE("two moons runs with the same seed give bitwise-identical weights") {
 }
 
 TEST_CASE("convolutional runs with the same seed give bitwise-identical weights") {
-    const Dataset src = images(64, 1, 1), tgt = images(64, 3, 2);
+    const Dataset src = images(kImages, 1, 1), tgt = images(kImages, 3, 2);
     for (const RecipeKind recipe : {RecipeKind::paper, RecipeKind::best}) {
         const RecipeConfig c = image_config(recipe);
         const ModelPtr a = run(c, src, &tgt), b = run(c, src, &tgt);
@@ -234,7 +239,7 @@ TEST_CASE("convolutional runs with the same seed give bitwise-identical weights"
 }
 
 TEST_CASE("a run resumed from a mid-way checkpoint ends bitwise where an uninterrupted one does") {
-    const Dataset src = images(64, 1, 1), tgt = images(64, 3, 2);
+    const Dataset src = images(kImages, 1, 1), tgt = images(kImages, 3, 2);
     // The best recipe changes trainers (the entropy ramp, at steps 1, 2 and 4
     // of 12) and keeps a weight average beside each checkpoint: both must
     // survive the interruption (checkpoints at 5 and 10, cut off at 8).
@@ -293,13 +298,22 @@ TEST_CASE("the target oracle trains on the target's labels") {
 }
 
 TEST_CASE("DANN adapts to the rotated two moons where source-only training does not") {
-    // The default recipe with 3 candidates instead of 8 (about a second).
+    // The default recipe with fewer candidates. Full size: 3 candidates of
+    // 6000 steps and 20 self-training rounds (about a second on the host);
+    // tiny: 2 of 3000 steps and 5 rounds, a seventh of the work. Source-only
+    // training reaches 0.77 to 0.82 on the rotated target. Rounding changes
+    // the trajectory (each oneDNN ISA trains another one): of 140 short runs
+    // (seeds 1-60 with AVX-512 kernels, 1-40 with AVX2 and with SSE4.1) all
+    // but one reached 0.82 and 0.04 above source-only, hence the tiny size's
+    // bounds; seed 11 reaches 0.86 to 0.90 on those three.
     const Moons m = moons(11);
     RecipeConfig c;
     c.arch = "mlp:15";
-    c.steps = dann::tool::default_steps(c.arch, c.recipe);
+    c.steps = dann_test::by_size<int64_t>(3000, dann::tool::default_steps(c.arch, c.recipe));
     c.threads = 1;
-    c.candidates = 3;
+    c.candidates = dann_test::by_size(2, 3);
+    c.self_train_rounds = dann_test::by_size(5, -1);
+    const double min_gain = dann_test::by_size(0.03, 0.08), min_accuracy = dann_test::by_size(0.8, 0.9);
     RecipeConfig s = c;
     s.mode = Mode::source_only;
     const ModelPtr adapting = run(c, m.source, &m.target);
@@ -307,8 +321,8 @@ TEST_CASE("DANN adapts to the rotated two moons where source-only training does 
     const double adapted = accuracy(adapting.get(), m.test);
     const double baseline = accuracy(source_only.get(), m.test);
     MESSAGE("rotated target: source only " << baseline << ", DANN " << adapted);
-    CHECK(adapted > baseline + 0.08);
-    CHECK(adapted > 0.9);
+    CHECK(adapted > baseline + min_gain);
+    CHECK(adapted > min_accuracy);
 }
 
 TEST_CASE("a checkpoint beyond the run's length is refused") {
