@@ -1,10 +1,12 @@
 #include "io.hpp"
 
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <vector>
 
@@ -22,6 +24,9 @@
 #ifndef DANN_INSTALL_DATA_DIR
 #define DANN_INSTALL_DATA_DIR ""
 #endif
+#ifndef DANN_EXE_TO_DATA_DIR
+#define DANN_EXE_TO_DATA_DIR ""
+#endif
 
 namespace dann::tool {
 
@@ -34,11 +39,28 @@ std::string shape_text(const data::Idx &idx) {
     return text + ")";
 }
 
+// The data folder of an installed tool, wherever its prefix was moved to:
+// DANN_EXE_TO_DATA_DIR ("../share/dann") from the folder of the running
+// program. Empty if the program's path is unknown.
+std::string data_dir_beside_program() {
+    if (!*DANN_EXE_TO_DATA_DIR) return {};
+    char path[PATH_MAX];
+    const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return {};
+    const std::filesystem::path exe(std::string(path, static_cast<size_t>(n)));
+    if (!exe.has_parent_path()) return {};
+    return (exe.parent_path() / DANN_EXE_TO_DATA_DIR).lexically_normal().string();
+}
+
 } // namespace
 
 std::string photos_dir(const std::string &given) {
     if (!given.empty()) return given;
     std::vector<std::string> candidates;
+    // The installed tool's own share/dann first: the configure-time paths
+    // below may name another installation, or none once the prefix moved.
+    const std::string beside = data_dir_beside_program();
+    if (!beside.empty()) candidates.push_back(beside);
     if (*DANN_SOURCE_DATA_DIR) candidates.emplace_back(DANN_SOURCE_DATA_DIR);
     if (*DANN_INSTALL_DATA_DIR) candidates.emplace_back(DANN_INSTALL_DATA_DIR);
     return data::find_fmnist_m_photos_dir(candidates);

@@ -9,15 +9,17 @@
 
 namespace dann::tool {
 
+// The folder of the Fashion-MNIST-M photos: `given` if not empty, else the
+// first that holds them of $DANN_DATA_DIR, ../share/dann beside the running
+// program (an installed tool, whatever prefix it was installed or moved to),
+// the source tree's data/ and the configure-time install prefix's share/dann.
+std::string photos_dir(const std::string &given);
+
 // Loads an IDX file of samples (raw or gzip-compressed):
 //   uint8 (N, H, W)        grayscale images, channels 1
 //   uint8 (N, H, W, C)     images, HWC
 //   float32 (N, F)         feature vectors: F32_NCHW with channels F, 1 x 1
 // Throws std::runtime_error naming the file for anything else.
-// The folder of the Fashion-MNIST-M photos: `given` if not empty, else
-// $DANN_DATA_DIR, the source tree's data/ or the installed share/dann.
-std::string photos_dir(const std::string &given);
-
 Dataset load_samples(const std::string &path);
 
 // Loads uint8 (N) labels into data.labels; N must equal data.n. Throws
