@@ -12,10 +12,15 @@
 #   - tests/package/ (a small C program) built and run four ways: CMake
 #     find_package + dann::dann, CMake + dann::dann_static, pkg-config, and
 #     pkg-config --static (no libdann.so.0 among its NEEDED);
+#   - the installed tool finds its photos in <prefix>/share/dann (beside
+#     itself, not at the configure-time prefix nor in the source tree): `dann
+#     data fmnist-m` builds Fashion-MNIST-M from them (checked against
+#     data/SHA256SUMS), once in the prefix and once after moving the prefix;
 #   - prints the installed sizes, and libdnnl.so.2's (the one libdann.so loads).
 #
 # Packages (Debian 12), besides the README's build line: pkgconf, binutils
-# (readelf, nm; comes with g++), make.
+# (readelf, nm; comes with g++), make; dataset-fashion-mnist (the README's
+# install line) for the data check.
 #
 # Environment:
 #   DANN_PKG_WORK=DIR   work in DIR (kept) instead of a temporary folder (removed)
@@ -174,6 +179,46 @@ fi
 
 section "the installed tool"
 if "$prefix/bin/dann" --help >/dev/null 2>&1; then ok "bin/dann --help"; else fail "bin/dann --help"; fi
+
+# The tool finds its photos beside itself (bin/../share/dann), not at the
+# configure-time prefix nor in the source tree, also once the prefix has moved:
+# `dann data fmnist-m` builds the data set from them and reports the folder.
+section "the installed tool finds its data (prefix other than the configure-time one, then moved)"
+configured=$(sed -n 's/^CMAKE_INSTALL_PREFIX:[A-Z]*=//p' "$build/CMakeCache.txt")
+echo "configure-time prefix: $configured; installed into: $prefix"
+[[ $configured != "$prefix" ]] || fail "the install prefix equals the configure-time one: nothing to prove"
+fmnist_dir=/usr/share/datasets/fashion-mnist
+check_photos() {   # prefix: its dann builds Fashion-MNIST-M from <prefix>/share/dann/photos
+    local p=$1 out json photos
+    out=$work/fmnist-m
+    rm -rf "$out"
+    if ! json=$(env -u DANN_DATA_DIR "$p/bin/dann" data fmnist-m --fmnist "$fmnist_dir" --out "$out" \
+        --quiet --json 2>"$work/fmnist-m.err" | tail -n1); then
+        fail "$p/bin/dann data fmnist-m: $(cat "$work/fmnist-m.err")"; return
+    fi
+    photos=$(sed -n 's/.*"photos": "\([^"]*\)".*/\1/p' <<<"$json")
+    if [[ -n $photos && $(readlink -f "$photos") == "$(readlink -f "$p/share/dann/photos")" ]]; then
+        ok "dann data fmnist-m read the photos from ${photos}"
+    else
+        fail "dann data fmnist-m read the photos from '${photos}', not $p/share/dann/photos"
+    fi
+    if (cd "$out" && sha256sum --quiet -c "$repo/data/SHA256SUMS"); then
+        ok "the data set it built matches data/SHA256SUMS"
+    else
+        fail "the data set built from $photos differs from data/SHA256SUMS"
+    fi
+    rm -rf "$out"
+}
+if [[ -f $fmnist_dir/train-images-idx3-ubyte.gz ]]; then
+    check_photos "$prefix"
+    moved=$work/moved-prefix
+    rm -rf "$moved"
+    mv "$prefix" "$moved"
+    check_photos "$moved"
+    mv "$moved" "$prefix"
+else
+    fail "$fmnist_dir (package dataset-fashion-mnist) is missing: cannot check the data folder"
+fi
 
 section "sizes (bytes; stripped in parentheses)"
 dnnl=$(ldd "$lib" | sed -n 's/.*libdnnl\.so\.[0-9]* => \([^ ]*\).*/\1/p')
