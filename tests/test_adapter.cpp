@@ -79,6 +79,14 @@ dann_adapter_stats stats(dann_adapter *a) {
     return s;
 }
 
+// Waits (up to a minute) until the adapter has finished n rounds.
+bool wait_rounds(dann_adapter *a, uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (stats(a).rounds < n && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return stats(a).rounds >= n;
+}
+
 std::vector<float> predict(dann_context *ctx, const dann_batch &b, size_t classes,
                            std::vector<float> *domain = nullptr) {
     std::vector<float> probs(b.n * classes);
@@ -998,14 +1006,7 @@ TEST_CASE("three threads predicting through adapter contexts while the adapter's
     bool rounds_finished = true;
     for (int k = 0; k < kRounds && rounds_finished; ++k) {
         push_target(a.get(), static_cast<size_t>(k) * p.min_new_samples, p.min_new_samples);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (stats(a.get()).rounds < static_cast<uint64_t>(k + 1)) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                rounds_finished = false;
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
+        rounds_finished = wait_rounds(a.get(), static_cast<uint64_t>(k + 1));
         snapshots.push_back(snapshot_of(a.get(), m.get()));
         // Let the readers see this snapshot for a while.
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -1048,24 +1049,18 @@ TEST_CASE("commit and rollback while the adapter's thread runs take effect betwe
     p.min_new_samples = 40;
     Adapter a = adapter(m.get(), p);
     const Params created = all_params(m.get());
-    const auto wait_rounds = [&](uint64_t n) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (stats(a.get()).rounds < n && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        return stats(a.get()).rounds >= n;
-    };
     require_ok(dann_adapter_start(a.get()));
     push_target(a.get(), 0, 80);
-    REQUIRE(wait_rounds(1));
+    REQUIRE(wait_rounds(a.get(), 1));
     const dann_adapter_stats first = stats(a.get());
     require_ok(dann_adapter_commit(a.get())); // the thread waits for samples
     const Params committed = all_params(snapshot_of(a.get(), m.get()).get());
     CHECK((committed != created) == (first.snapshots == 1));
     push_target(a.get(), 80, 40);               // a round starts
     require_ok(dann_adapter_rollback(a.get())); // before or after it, never within
-    REQUIRE(wait_rounds(2));
+    REQUIRE(wait_rounds(a.get(), 2));
     push_target(a.get(), 120, 40);
-    REQUIRE(wait_rounds(3));
+    REQUIRE(wait_rounds(a.get(), 3));
     require_ok(dann_adapter_stop(a.get()));
     const dann_adapter_stats s = stats(a.get());
     CHECK(s.rounds == 3);
@@ -1086,10 +1081,7 @@ TEST_CASE("commit and rollback are not starved by back-to-back rounds") {
     Adapter a = adapter(m.get(), p);
     push_target(a.get());
     require_ok(dann_adapter_start(a.get()));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (stats(a.get()).rounds < 2 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    REQUIRE(stats(a.get()).rounds >= 2);
+    REQUIRE(wait_rounds(a.get(), 2));
     for (int i = 0; i < 4; ++i) {
         const uint64_t before = stats(a.get()).rounds;
         require_ok(i % 2 ? dann_adapter_rollback(a.get()) : dann_adapter_commit(a.get()));
@@ -1106,10 +1098,7 @@ TEST_CASE("destroying an adapter whose thread is running waits for the round and
     Adapter a = adapter(m.get(), p);
     push_target(a.get());
     require_ok(dann_adapter_start(a.get()));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (stats(a.get()).rounds < 3 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    CHECK(stats(a.get()).rounds >= 3);
+    CHECK(wait_rounds(a.get(), 3));
     push_target(a.get(), 0, 10);
     a.reset();
     CHECK(true);

@@ -48,6 +48,17 @@ int GemmAffine::threads() const {
     return std::max(1, std::min(omp_get_max_threads(), slots_));
 }
 
+template <class F>
+void GemmAffine::for_each_sample(const F &sample) const {
+    const int t = threads();
+    if (t == 1) {
+        for (int64_t i = 0; i < g_.n; ++i) sample(i, 0);
+        return;
+    }
+#pragma omp parallel for num_threads(t) schedule(static)
+    for (int64_t i = 0; i < g_.n; ++i) sample(i, omp_get_thread_num());
+}
+
 void GemmAffine::im2col(const float *src_n, float *col) const {
     const int64_t H = g_.h, W = g_.w, OH = g_.oh, OW = g_.ow;
     for (int64_t ci = 0; ci < g_.c; ++ci) {
@@ -118,13 +129,7 @@ void GemmAffine::forward(const float *src, const float *weight, const float *bia
             for (int64_t p = 0; p < P; ++p) row[p] += b;
         }
     };
-    const int t = threads();
-    if (t == 1) {
-        for (int64_t i = 0; i < g_.n; ++i) sample(i, 0);
-        return;
-    }
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t i = 0; i < g_.n; ++i) sample(i, omp_get_thread_num());
+    for_each_sample(sample);
 }
 
 void GemmAffine::backward_data(const float *diff_dst, const float *weight,
@@ -146,13 +151,7 @@ void GemmAffine::backward_data(const float *diff_dst, const float *weight,
                     col(slot), P);
         col2im(col(slot), s);
     };
-    const int t = threads();
-    if (t == 1) {
-        for (int64_t i = 0; i < g_.n; ++i) sample(i, 0);
-        return;
-    }
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t i = 0; i < g_.n; ++i) sample(i, omp_get_thread_num());
+    for_each_sample(sample);
 }
 
 void GemmAffine::bias_gradient(const float *diff_dst, float *diff_bias) const {

@@ -49,6 +49,10 @@ public:
 
 private:
     int threads() const;
+    // Calls sample(i, slot) for every sample i of the batch, on threads()
+    // threads; slot is the calling thread's scratch index.
+    template <class F>
+    void for_each_sample(const F &sample) const;
     float *col(int slot) const { return col_ + static_cast<size_t>(slot) * col_floats_; }
     void im2col(const float *src_n, float *col) const;
     void col2im(const float *col, float *diff_src_n) const;
