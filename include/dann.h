@@ -323,6 +323,21 @@ typedef enum dann_optimizer {
     DANN_OPTIMIZER_ADAM = 1 /* PyTorch's Adam (bias-corrected, L2 weight decay) */
 } dann_optimizer;
 
+/* Arithmetic of the convolutions and dense layers in training. */
+typedef enum dann_precision {
+    DANN_PRECISION_F32 = 0, /* f32 throughout                                   */
+    /* bf16 operands (activations, weights, output gradients rounded to bf16),
+     * f32 accumulation; weights, gradients, optimizer state, batch norm,
+     * pooling and losses stay f32. Needs AVX512-BF16 or AMX: see
+     * dann_precision_supported. Steps are deterministic but differ from f32 in
+     * the low bits. */
+    DANN_PRECISION_BF16 = 1
+} dann_precision;
+
+/* 1 when this CPU (as limited by ONEDNN_MAX_CPU_ISA) runs `precision`
+ * natively, else 0. DANN_PRECISION_F32 is always supported. */
+DANN_API int dann_precision_supported(dann_precision precision);
+
 /* Defaults (dann_train_params_default) after each field. */
 typedef struct dann_train_params {
     float momentum;      /* SGD momentum, PyTorch form v = m v + g; w -= lr v. 0.9 */
@@ -335,6 +350,9 @@ typedef struct dann_train_params {
      * batch, added to the loss (pushes target predictions to be confident).
      * 0 (off). Uses no target labels. */
     float entropy_weight;
+    /* DANN_PRECISION_F32. DANN_PRECISION_BF16 where unsupported makes
+     * dann_trainer_create fail with DANN_ERR_UNSUPPORTED. */
+    dann_precision precision;
 } dann_train_params;
 
 DANN_API dann_train_params dann_train_params_default(void);

@@ -63,6 +63,7 @@ static const named_fn functions[] = {
     DANN_FN(dann_predict),
     /* Training */
     DANN_FN(dann_train_params_default),
+    DANN_FN(dann_precision_supported),
     DANN_FN(dann_trainer_create),
     DANN_FN(dann_trainer_destroy),
     DANN_FN(dann_trainer_step),

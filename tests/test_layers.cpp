@@ -455,6 +455,48 @@ TEST_CASE("Max pooling with tied maxima gives each window's gradient to its firs
     CHECK(wrong == 0);
 }
 
+TEST_CASE("Max pooling's own backward handles NHWC input, with and without a fused ReLU") {
+    // Kernel 2, stride 2 on 32 NHWC channels: the backward walks the
+    // contiguous channels as 16-wide lanes. With the ReLU that follows fused
+    // in, the output is max(window maximum, 0) and a gradient passes only
+    // where that is positive (PyTorch's ReLU backward: x > 0).
+    const int n = 2, c = 32, h = 6, w = 4, oh = 3, ow = 2;
+    Problem p = make_problem(maxpool(2, 2, 2, 2, 0, 0), {n, c, h, w}, Fill::distinct, 216);
+    // Some windows entirely negative, some with a maximum of exactly 0.
+    for (size_t i = 0; i < p.src.size(); i += 7) p.src[i] = -std::fabs(p.src[i]) - 2.0f;
+    for (int i = 0; i < n * c; i += 5)
+        for (int dy = 0; dy < 2; ++dy)
+            for (int dx = 0; dx < 2; ++dx) {
+                float &v = p.src[size_t((i * h + dy) * w + dx)];
+                v = dy == 0 && dx == 1 ? 0.0f : -std::fabs(v) - 1.0f;
+            }
+    for (const bool relu : {false, true}) {
+        CAPTURE(relu);
+        LayerOptions o = training();
+        o.nhwc_input = true;
+        o.fuse_relu = relu;
+        const LayerRun run = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
+        CHECK(run.fused_relu == relu);
+        std::vector<float> want_dst(size_t(n * c * oh * ow)), want_diff(p.src.size(), 0.0f);
+        for (int i = 0; i < n * c; ++i)
+            for (int y = 0; y < oh; ++y)
+                for (int x = 0; x < ow; ++x) {
+                    int best = -1;
+                    for (int dy = 0; dy < 2; ++dy)
+                        for (int dx = 0; dx < 2; ++dx) {
+                            const int at = (i * h + 2 * y + dy) * w + 2 * x + dx;
+                            if (best < 0 || p.src[size_t(at)] > p.src[size_t(best)]) best = at;
+                        }
+                    const size_t o_at = size_t((i * oh + y) * ow + x);
+                    const float m = p.src[size_t(best)];
+                    want_dst[o_at] = relu ? std::max(m, 0.0f) : m;
+                    want_diff[size_t(best)] = !relu || m > 0.0f ? p.diff_dst[o_at] : 0.0f;
+                }
+        CHECK(run.dst == want_dst);
+        CHECK(run.diff_src == want_diff);
+    }
+}
+
 TEST_CASE("Max pooling in inference mode matches the scalar reference") {
     const Problem p = make_problem(maxpool(3, 3, 2, 2, 1, 1), {2, 3, 7, 7}, Fill::distinct, 209);
     FOR_BOTH_LAYOUTS(blocked);

@@ -249,3 +249,130 @@ TEST_CASE("Invalid optimizer settings are rejected when the trainer is created")
     CHECK(std::string(dann_last_error()).find("optimizer") != std::string::npos);
     dann_model_destroy(m);
 }
+
+TEST_CASE("An unknown precision is rejected, and bf16 where the CPU lacks it is DANN_ERR_UNSUPPORTED") {
+    dann_model *m = nullptr;
+    REQUIRE(dann_model_create_mlp(kD, 6, 3, 3, &m) == DANN_OK);
+    dann_trainer *t = nullptr;
+    dann_train_params tp = dann_train_params_default();
+    CHECK(tp.precision == DANN_PRECISION_F32);
+    CHECK(dann_precision_supported(DANN_PRECISION_F32) == 1);
+    int bad = 5;
+    std::memcpy(&tp.precision, &bad, sizeof bad);
+    CHECK(dann_precision_supported(tp.precision) == 0);
+    CHECK(dann_trainer_create(m, &tp, &t) == DANN_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(dann_last_error()).find("precision") != std::string::npos);
+    CHECK(t == nullptr);
+    tp.precision = DANN_PRECISION_BF16;
+    if (dann_precision_supported(DANN_PRECISION_BF16)) {
+        CHECK(dann_trainer_create(m, &tp, &t) == DANN_OK);
+        dann_trainer_destroy(t);
+    } else {
+        CHECK(dann_trainer_create(m, &tp, &t) == DANN_ERR_UNSUPPORTED);
+        CHECK(std::string(dann_last_error()).find("bf16") != std::string::npos);
+        CHECK(t == nullptr);
+    }
+    dann_model_destroy(m);
+}
+
+namespace {
+
+using Params = std::vector<std::vector<float>>;
+
+Params params_of(const dann_model *m) {
+    Params out;
+    for (size_t i = 0; i < dann_model_param_count(m); ++i) {
+        dann_param_info info;
+        REQUIRE(dann_model_param_info(m, i, &info) == DANN_OK);
+        std::vector<float> v(info.numel);
+        REQUIRE(dann_model_param_get(m, i, v.data(), v.size()) == DANN_OK);
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
+// x rounded to the nearest bf16 (ties away from zero; no NaN here).
+float round_bf16(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    u = (u + 0x8000u) & 0xffff0000u;
+    std::memcpy(&x, &u, sizeof u);
+    return x;
+}
+
+// One DANN step on the paper's MNIST network (seed 7) at `precision`, the
+// images optionally rounded to bf16 first; returns the parameters after it.
+Params mnist_step(dann_precision precision, bool round_inputs, dann_step_result *r) {
+    dann_model *m = nullptr;
+    REQUIRE(dann_model_create_preset(DANN_PRESET_MNIST, 7, &m) == DANN_OK);
+    dann_train_params tp = dann_train_params_default();
+    tp.precision = precision;
+    dann_trainer *t = nullptr;
+    REQUIRE_MESSAGE(dann_trainer_create(m, &tp, &t) == DANN_OK, dann_last_error());
+    const size_t n = 16, per = 3 * 28 * 28;
+    layer_test::Rng rng(41);
+    std::vector<float> xs = layer_test::uniform_floats(n * per, rng);
+    std::vector<float> xt = layer_test::uniform_floats(n * per, rng, -0.5f, 1.5f);
+    if (round_inputs) {
+        for (float &x : xs) x = round_bf16(x);
+        for (float &x : xt) x = round_bf16(x);
+    }
+    std::vector<int32_t> labels(n);
+    for (size_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % 10);
+    const dann_batch s = dann_batch_f32_nchw(xs.data(), n, 3, 28, 28);
+    const dann_batch g = dann_batch_f32_nchw(xt.data(), n, 3, 28, 28);
+    REQUIRE_MESSAGE(dann_trainer_step(t, &s, labels.data(), &g, 0.5f, 0.05f, r) == DANN_OK,
+                    dann_last_error());
+    Params out = params_of(m);
+    dann_trainer_destroy(t);
+    dann_model_destroy(m);
+    return out;
+}
+
+// || update(a) - update(b) || / || update(b) || over all parameters, where
+// update(x) = x - w0.
+double update_deviation(const Params &w0, const Params &a, const Params &b) {
+    double diff = 0.0, norm = 0.0;
+    for (size_t p = 0; p < w0.size(); ++p)
+        for (size_t i = 0; i < w0[p].size(); ++i) {
+            const double ua = double(a[p][i]) - double(w0[p][i]);
+            const double ub = double(b[p][i]) - double(w0[p][i]);
+            diff += (ua - ub) * (ua - ub);
+            norm += ub * ub;
+        }
+    return std::sqrt(diff / norm);
+}
+
+} // namespace
+
+TEST_CASE("A bf16 step follows the f32 step on the MNIST network as closely as rounding the "
+          "images to bf16 does, deterministically") {
+    if (!dann_precision_supported(DANN_PRECISION_BF16)) {
+        MESSAGE("bf16 is not supported on this CPU: skipped");
+        return;
+    }
+    dann_model *m = nullptr;
+    REQUIRE(dann_model_create_preset(DANN_PRESET_MNIST, 7, &m) == DANN_OK);
+    const Params w0 = params_of(m);
+    dann_model_destroy(m);
+    dann_step_result r32{}, r32r{}, r16{}, r16b{};
+    const Params w32 = mnist_step(DANN_PRECISION_F32, false, &r32);
+    const Params w32r = mnist_step(DANN_PRECISION_F32, true, &r32r);
+    const Params w16 = mnist_step(DANN_PRECISION_BF16, false, &r16);
+    const Params w16b = mnist_step(DANN_PRECISION_BF16, false, &r16b);
+    CHECK(w16 == w16b); // deterministic
+    CHECK(r16.label_loss == r16b.label_loss);
+    CHECK(w16 != w32);  // the bf16 products really ran
+    // Losses: bf16 keeps 8 significant bits.
+    CHECK(double(r16.label_loss) == doctest::Approx(double(r32.label_loss)).epsilon(0.01));
+    CHECK(double(r16.domain_loss) == doctest::Approx(double(r32.domain_loss)).epsilon(0.01));
+    // The update is sensitive to tiny input changes (max-pool windows and
+    // ReLUs with near-equal values switch), so its bf16 deviation is judged
+    // against that of the f32 step on bf16-rounded images.
+    const double dev_bf16 = update_deviation(w0, w16, w32);
+    const double dev_rounded = update_deviation(w0, w32r, w32);
+    MESSAGE("update deviation from f32: bf16 step " << dev_bf16 << ", f32 step on bf16-rounded "
+            "images " << dev_rounded);
+    CHECK(dev_rounded > 0.0);
+    CHECK(dev_bf16 < 3.0 * dev_rounded);
+}

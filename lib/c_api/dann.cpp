@@ -6,6 +6,7 @@
 #include <new>
 #include <string>
 
+#include "core/dnn.hpp"
 #include "core/error.hpp"
 #include "io/model_file.hpp"
 #include "io/replay.hpp"
@@ -336,7 +337,21 @@ dann_train_params dann_train_params_default(void) {
     p.adam_beta2 = 0.999f;
     p.adam_eps = 1e-8f;
     p.entropy_weight = 0.0f;
+    p.precision = DANN_PRECISION_F32;
     return p;
+}
+
+int dann_precision_supported(dann_precision precision) {
+    switch (static_cast<int>(precision)) {
+    case DANN_PRECISION_F32: return 1;
+    case DANN_PRECISION_BF16:
+        try {
+            return dann::dnn::bf16_native() ? 1 : 0;
+        } catch (...) {
+            return 0;
+        }
+    default: return 0;
+    }
 }
 
 dann_status dann_trainer_create(dann_model *model, const dann_train_params *params,

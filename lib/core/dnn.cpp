@@ -36,6 +36,12 @@ Call *PlanCtx::record(const dnnl::primitive &prim,
     return &calls.back();
 }
 
+bool bf16_native() {
+    const auto isa = dnnl::get_effective_cpu_isa();
+    using c = dnnl::cpu_isa;
+    return isa == c::avx512_core_bf16 || isa == c::avx512_core_amx;
+}
+
 Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want) {
     Reformat r;
     if (from.get_desc() == want) {

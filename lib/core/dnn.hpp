@@ -23,6 +23,12 @@ using dims = dnnl::memory::dims;
 using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
 constexpr auto f32 = dnnl::memory::data_type::f32;
+constexpr auto bf16 = dnnl::memory::data_type::bf16;
+using dt = dnnl::memory::data_type;
+
+// Whether oneDNN runs bf16 convolutions and inner products natively on this
+// CPU (AVX512-BF16 or AMX, as limited by ONEDNN_MAX_CPU_ISA).
+bool bf16_native();
 
 // The engine and in-order stream that one execution context uses.
 struct Device {
@@ -76,6 +82,10 @@ struct PlanCtx {
     // Inference plans: a ReLU follows the layer being planned, which may
     // apply it as a post-op of its own primitive (Layer::fused_relu()).
     bool fuse_relu = false;
+    // Training plans: convolutions and dense layers take their products in
+    // bf16 (inputs, weights and output gradients rounded to bf16), accumulate
+    // and write in f32; the model's weights and gradients stay f32.
+    bool bf16 = false;
 
     PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
     // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.

@@ -26,9 +26,22 @@ public:
     void plan_forward(dnn::PlanCtx &pc, const dnnl::memory &src) override {
         shapes_ = Ops::shapes(desc_, src.get_desc().dims());
         const auto any = dnn::tag::any;
-        src_any_ = dnn::md(src.get_desc().dims(), dnn::f32, any);
-        wei_any_ = dnn::md(shapes_.weights, dnn::f32, any);
+        // With pc.bf16 the forward and backward-data products take bf16
+        // operands (source, weights, output gradient) and write f32. The
+        // weight gradient stays f32 from f32 operands: oneDNN 2.6's bf16
+        // backward-weights kernels are no faster here, and it keeps the
+        // update exact to the f32 activations.
+        // A layer on few input channels (the first convolution on RGB) stays
+        // f32: AMX pads the reduction to 32 channels, so the conversions and
+        // the change of layout cost more than the product gains.
+        const dnn::dt cdt = pc.bf16 && src.get_desc().dims()[1] >= 16 ? dnn::bf16 : dnn::f32;
+        src_in_ = src;
+        src_any_ = dnn::md(src.get_desc().dims(), cdt, any);
+        wei_any_ = dnn::md(shapes_.weights, cdt, any);
         dst_any_ = dnn::md(shapes_.dst, dnn::f32, any);
+        src_f32_any_ = dnn::md(src.get_desc().dims(), dnn::f32, any);
+        wei_f32_any_ = dnn::md(shapes_.weights, dnn::f32, any);
+        diff_dst_any_ = dnn::md(shapes_.dst, cdt, any);
         bias_md_ = dnn::plain({shapes_.weights[0]});
         auto pk = pc.training ? dnnl::prop_kind::forward_training
                               : dnnl::prop_kind::forward_inference;
@@ -79,9 +92,12 @@ public:
             return;
         }
         bwpd_ = typename Ops::BwdWeights::primitive_desc(
-            Ops::bwd_weights_desc(src_any_, wei_any_, bias_md_, dst_any_, shapes_), pc.attr,
-            pc.dev.eng, fpd_);
-        src_bw_ = dnn::reformat(pc, src_.mem, bwpd_.src_desc());
+            Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_),
+            pc.attr, pc.dev.eng, fpd_);
+        // The forward pass's copy of the source serves when it has the layout.
+        src_bw_ = bwpd_.src_desc() == src_.mem.get_desc()
+                      ? dnn::reformat(pc, src_.mem, bwpd_.src_desc())
+                      : dnn::reformat(pc, src_in_, bwpd_.src_desc());
         diff_dst_bw_ = dnn::reformat(pc, diff_dst, bwpd_.diff_dst_desc());
         // The gradient arrives in the primitive's layout and is stored plain.
         grad_weights_plain_ = pc.arena.view(weights_plain_.get_desc(), p_.grad_weight);
@@ -102,10 +118,13 @@ public:
                                  &bwpd_);
         if (!need_diff_src) return;
         bdpd_ = typename Ops::BwdData::primitive_desc(
-            Ops::bwd_data_desc(src_any_, wei_any_, dst_any_, shapes_), pc.attr, pc.dev.eng,
-            fpd_);
-        weights_bd_ = dnn::reformat(pc, weights_plain_, bdpd_.weights_desc());
-        diff_dst_bd_ = dnn::reformat(pc, diff_dst, bdpd_.diff_dst_desc());
+            Ops::bwd_data_desc(src_f32_any_, wei_any_, diff_dst_any_, shapes_), pc.attr,
+            pc.dev.eng, fpd_);
+        // The forward weights serve when the layouts agree (prepare_weights
+        // refreshes them first).
+        weights_bd_ = dnn::reformat(pc, weights_fwd_.mem, bdpd_.weights_desc());
+        // From the weights-gradient pass's copy of diff_dst: converted once.
+        diff_dst_bd_ = dnn::reformat(pc, diff_dst_bw_.mem, bdpd_.diff_dst_desc());
         diff_src_ = pc.arena.make(bdpd_.diff_src_desc());
         bwd_data_ = pc.record(typename Ops::BwdData(bdpd_),
                               {{DNNL_ARG_DIFF_DST, &diff_dst_bd_.mem},
@@ -151,12 +170,12 @@ private:
     dann_layer_desc desc_;
     ParamBinding p_;
     typename Ops::Shapes shapes_;
-    dnn::md src_any_, wei_any_, dst_any_, bias_md_;
+    dnn::md src_any_, wei_any_, dst_any_, bias_md_, src_f32_any_, wei_f32_any_, diff_dst_any_;
     typename Ops::Fwd::primitive_desc fpd_;
     typename Ops::BwdWeights::primitive_desc bwpd_;
     typename Ops::BwdData::primitive_desc bdpd_;
     dnn::Reformat src_, weights_fwd_, src_bw_, diff_dst_bw_, weights_bd_, diff_dst_bd_;
-    dnnl::memory weights_plain_, bias_, grad_weights_, grad_weights_plain_, grad_bias_;
+    dnnl::memory src_in_, weights_plain_, bias_, grad_weights_, grad_weights_plain_, grad_bias_;
     bool blas_ = false;
     bool fused_relu_ = false;
     GemmAffine gemm_;

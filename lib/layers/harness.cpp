@@ -20,14 +20,17 @@ struct Bench {
     dnn::PlanCtx pc;
     explicit Bench(bool training) : pc(dev, arena, calls, training) {}
 
-    // A plain tensor holding `values`, or its copy in a blocked layout.
-    dnnl::memory input(const dnn::dims &d, const std::vector<float> &values, bool blocked) {
+    // A plain tensor holding `values`, or its copy in a blocked (nChw16c)
+    // or NHWC layout.
+    dnnl::memory input(const dnn::dims &d, const std::vector<float> &values, bool blocked,
+                       bool nhwc = false) {
         dnnl::memory plain = arena.make(dnn::plain(d));
         if (values.size() * sizeof(float) != plain.get_desc().get_size())
             fail(DANN_ERR_SHAPE, "harness: input size does not match its dimensions");
         std::memcpy(plain.get_data_handle(), values.data(), values.size() * sizeof(float));
-        if (!blocked || d.size() != 4) return plain;
-        dnnl::memory b = arena.make(dnn::md(d, dnn::f32, dnn::tag::nChw16c));
+        if ((!blocked && !nhwc) || d.size() != 4) return plain;
+        dnnl::memory b =
+            arena.make(dnn::md(d, dnn::f32, nhwc ? dnn::tag::nhwc : dnn::tag::nChw16c));
         dnnl::reorder(plain, b).execute(dev.strm, plain, b);
         dev.strm.wait();
         return b;
@@ -85,12 +88,14 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     const dann_layer_desc desc = with_defaults(layer);
 
     auto l = make_layer(desc, binding, split, 1);
-    dnnl::memory in = b.input(d, src, options.blocked_input);
+    dnnl::memory in = b.input(d, src, options.blocked_input, options.nhwc_input);
+    b.pc.fuse_relu = options.fuse_relu && options.training;
     l->plan_forward(b.pc, in);
+    b.pc.fuse_relu = false;
     const dnn::dims od = l->dst().get_desc().dims();
     dnnl::memory dd;
     if (options.training) {
-        dd = b.input(od, diff_dst, options.blocked_input);
+        dd = b.input(od, diff_dst, options.blocked_input, options.nhwc_input);
         l->plan_backward(b.pc, dd, true);
     }
     b.finalize();
@@ -103,6 +108,7 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     LayerRun out;
     out.dst_dims.assign(od.begin(), od.end());
     out.dst = b.read_plain(l->dst());
+    out.fused_relu = l->fused_relu();
     if (l->mask()) {
         // The mask covers the physical input buffer; report it in plain order.
         dnnl::memory m = b.arena.make(in.get_desc());

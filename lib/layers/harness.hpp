@@ -14,6 +14,11 @@ struct LayerOptions {
     bool training = true;      // forward_training + backward; false: inference only
     bool blocked_input = false; // present src / diff_dst in a blocked layout (nChw16c)
                                 // when 4-D, to exercise the layout conversions
+    bool nhwc_input = false;    // present them in NHWC instead, when 4-D
+    // Training: offer the layer the ReLU that would follow it (a max pooling
+    // then applies it and masks its backward); LayerRun::fused_relu says
+    // whether it took it, and dst / diff_src are then those of the pair.
+    bool fuse_relu = false;
     uint64_t seed = 1;          // dropout mask seed
     int domain_split = 0;       // BATCHNORM: >0 normalises samples [0, split) and
                                 // [split, N) each with their own statistics
@@ -31,6 +36,7 @@ struct LayerRun {
     std::vector<float> running_mean, running_var;
     std::vector<float> running_mean_target, running_var_target;
     std::vector<float> dropout_mask;           // DROPOUT: the 0 / 1/(1-p) factors, plain
+    bool fused_relu = false;                   // LayerOptions::fuse_relu was taken
 };
 
 // src_dims: {N, C, H, W} for an image input or {N, F} for a flat one.

@@ -28,26 +28,50 @@ public:
         pad_r_ = {prh, prw};
         src_ = src;
         dnn::md dst_any({s[0], s[1], oh, ow}, dnn::f32, dnn::tag::any);
-        const auto make_pd = [&](dnnl::prop_kind pk) {
+        const auto make_pd = [&](dnnl::prop_kind pk, const dnnl::primitive_attr &attr) {
             return dnnl::pooling_forward::primitive_desc(
                 dnnl::pooling_forward::desc(pk, dnnl::algorithm::pooling_max, src.get_desc(),
                                             dst_any, strides_, kernel_, pad_l_, pad_r_),
-                pc.attr, pc.dev.eng);
+                attr, pc.dev.eng);
         };
         // Training with windows that neither overlap nor pad, in a layout
         // dann can index: the forward pass runs oneDNN's inference kernel
         // (no workspace: several times faster), and the backward pass is
         // dann's own loop, which routes each gradient to the first window
         // element equal to the window's maximum, as oneDNN's workspace does.
+        // A ReLU that follows (pc.fuse_relu, training plans) is applied as a
+        // post-op of that forward kernel and masks the routed gradients.
         own_backward_ = false;
+        relu_ = false;
         if (pc.training && !pc.statistics_only && kh == sh && kw == sw && ph == 0 && pw == 0 &&
             prh == 0 && prw == 0) {
-            fpd_ = make_pd(dnnl::prop_kind::forward_inference);
+            fpd_ = make_pd(dnnl::prop_kind::forward_inference, pc.attr);
             own_backward_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
+            if (own_backward_ && pc.fuse_relu) {
+                // A primitive_attr copy shares its handle: build a new one.
+                dnnl::primitive_attr attr;
+                attr.set_scratchpad_mode(pc.attr.get_scratchpad_mode());
+                dnnl::post_ops ops;
+                ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+                attr.set_post_ops(ops);
+                try {
+                    auto fused = make_pd(dnnl::prop_kind::forward_inference, attr);
+                    Geometry g;
+                    if (fused.dst_desc() == fpd_.dst_desc() &&
+                        geometry(src.get_desc(), fused.dst_desc(), g)) {
+                        fpd_ = fused;
+                        geo_ = g;
+                        relu_ = true;
+                    }
+                } catch (const dnnl::error &) {
+                    // No fused kernel: the ReLU layer runs on its own.
+                }
+            }
         }
         if (!own_backward_)
             fpd_ = make_pd(pc.training ? dnnl::prop_kind::forward_training
-                                       : dnnl::prop_kind::forward_inference);
+                                       : dnnl::prop_kind::forward_inference,
+                           pc.attr);
         dst_ = pc.arena.make(fpd_.dst_desc());
         if (own_backward_) {
             fwd_ = pc.record(dnnl::pooling_forward(fpd_),
@@ -102,11 +126,13 @@ public:
 
     // Its own backward compares the output with the input.
     bool output_reusable() const override { return !own_backward_; }
+    bool fused_relu() const override { return relu_; }
 
 private:
     // Strides (in floats) of a 4-D activation in one of the layouts oneDNN
     // gives them here: plain NCHW, NHWC, or channels in blocks of 8 or 16
-    // (nChw8c, nChw16c; the last block padded).
+    // (nChw8c, nChw16c; the last block padded). NHWC with a channel count
+    // that is a multiple of 16 or 8 is walked as blocks of those lanes.
     struct Strides {
         int64_t n = 0, cb = 0, h = 0, w = 0, lane = 0;
     };
@@ -132,6 +158,12 @@ private:
         const dnn::tag t = block == 16 ? dnn::tag::aBcd16b : dnn::tag::aBcd8b;
         if (block > 1 && d == dnn::md(dims, dnn::f32, t)) {
             st = {cb * h * w * block, h * w * block, w * block, block, 1};
+            return true;
+        }
+        // NHWC with whole blocks of channels: the lanes run along the
+        // contiguous channels (no padded lanes to write).
+        if (block > 1 && c % block == 0 && d == dnn::md(dims, dnn::f32, dnn::tag::acdb)) {
+            st = {h * w * c, block, w * c, c, 1};
             return true;
         }
         return false;
@@ -161,14 +193,16 @@ private:
         const Geometry &g = geo_;
         float *ds = dnn::data_f32(diff_src_);
         if (!g.full_cover) std::memset(ds, 0, diff_src_.get_desc().get_size());
-        if (g.block == 16) route<16>(g, ds);
-        else if (g.block == 8) route<8>(g, ds);
-        else route<1>(g, ds);
+        if (g.block == 16) relu_ ? route<16, true>(g, ds) : route<16, false>(g, ds);
+        else if (g.block == 8) relu_ ? route<8, true>(g, ds) : route<8, false>(g, ds);
+        else relu_ ? route<1, true>(g, ds) : route<1, false>(g, ds);
     }
 
     // L lanes per position: channel blocks of L (lane stride 1), or L = 1
-    // for plain layouts (the channel is then part of the position).
-    template <int L>
+    // for plain layouts (the channel is then part of the position). With
+    // Relu the output is max(window maximum, 0) and a gradient passes only
+    // where it is positive, as ReLU's backward (PyTorch's: x > 0) lets it.
+    template <int L, bool Relu>
     void route(const Geometry &g, float *__restrict ds) const {
         const float *__restrict src = dnn::data_f32(src_);
         const float *__restrict dst = dnn::data_f32(dst_);
@@ -190,7 +224,7 @@ private:
                     const int64_t i0 = n * si.n + b * si.cb + oy * kh * si.h + ox * kw * si.w;
                     for (int l = 0; l < L; ++l) {
                         m[l] = dst[o + l];
-                        grad[l] = l < live ? dd[o + l] : 0.0f;
+                        grad[l] = l < live && (!Relu || m[l] > 0.0f) ? dd[o + l] : 0.0f;
                         open[l] = 1;
                     }
                     for (int64_t y = 0; y < kh; ++y)
@@ -210,6 +244,7 @@ private:
 
     dann_layer_desc desc_;
     bool own_backward_ = false;
+    bool relu_ = false; // a ReLU fused in: forward post-op, masked backward
     Geometry geo_;
     dnn::dims strides_, kernel_, pad_l_, pad_r_;
     dnnl::memory src_, workspace_;

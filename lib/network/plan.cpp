@@ -53,7 +53,12 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
         // The previous layer of this stack says whether its output may be
         // overwritten (the stack's input never is: it may be shared).
         pc.src_reusable = out.size() > 1 && out[out.size() - 2]->output_reusable();
-        pc.fuse_relu = fusable(order[k]) && order[k] == k;
+        // Training plans fuse a ReLU into the max pooling before it (in
+        // planning order), which then also masks its own backward.
+        const bool pool_relu = pc.training && !pc.statistics_only &&
+                               spec.desc.kind == DANN_LAYER_MAXPOOL2D && k + 1 < order.size() &&
+                               specs[order[k + 1]].desc.kind == DANN_LAYER_RELU;
+        pc.fuse_relu = (fusable(order[k]) && order[k] == k) || pool_relu;
         out.back()->plan_forward(pc, *prev);
         pc.src_reusable = false;
         pc.fuse_relu = false;
@@ -90,6 +95,7 @@ Plan::Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *cons
     const bool statistics = shape.kind == PlanKind::statistics;
     dnn::PlanCtx pc(dev_, arena_, calls_, training_);
     pc.statistics_only = statistics;
+    pc.bf16 = shape.bf16 && shape.kind == PlanKind::train;
     input_ = arena_.make(dnn::plain({n, m.in_c, m.in_h, m.in_w}));
 
     const bool adversarial = shape.kind == PlanKind::train && nt_ > 0;

@@ -28,9 +28,10 @@ struct PlanShape {
     int64_t n_source = 0, n_target = 0;
     PlanKind kind = PlanKind::inference;
     bool entropy = false; // train: the label head also runs on the target rows
+    bool bf16 = false;    // train: bf16 products (dnn::PlanCtx::bf16)
     bool operator==(const PlanShape &o) const {
         return n_source == o.n_source && n_target == o.n_target && kind == o.kind &&
-               entropy == o.entropy;
+               entropy == o.entropy && bf16 == o.bf16;
     }
 };
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/dnn.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "network/input.hpp"
@@ -27,6 +28,14 @@ void check_train_params(const dann_train_params &p, const std::string &prefix) {
              prefix + "adam_beta1/adam_beta2/adam_eps: Adam needs beta1 and beta2 in [0, 1) and a positive eps");
     if (!(p.entropy_weight >= 0.0f && std::isfinite(p.entropy_weight)))
         fail(DANN_ERR_INVALID_ARGUMENT, prefix + "entropy_weight must be finite and >= 0");
+    const int precision = raw_enum(p.precision);
+    if (precision != DANN_PRECISION_F32 && precision != DANN_PRECISION_BF16)
+        fail(DANN_ERR_INVALID_ARGUMENT,
+             prefix + "precision: unknown precision " + std::to_string(precision));
+    if (precision == DANN_PRECISION_BF16 && !dnn::bf16_native())
+        fail(DANN_ERR_UNSUPPORTED,
+             prefix + "precision: bf16 training needs a CPU with AVX512-BF16 or AMX (oneDNN "
+                      "reports a lower ISA here; see dann_precision_supported)");
 }
 
 Trainer::Trainer(Model &m, const dann_train_params &params) : model_(m), params_(params) {
@@ -66,7 +75,7 @@ dann_step_result Trainer::step(const dann_batch &source, const int32_t *labels,
     const bool entropy = adversarial && params_.entropy_weight > 0.0f;
 
     ThreadScope threads(m.threads);
-    Plan &plan = plans_.get(m, dev_, PlanShape{ns, nt, PlanKind::train, entropy}, grad_ptrs_.data());
+    Plan &plan = plans_.get(m, dev_, PlanShape{ns, nt, PlanKind::train, entropy, params_.precision == DANN_PRECISION_BF16}, grad_ptrs_.data());
     load_batch(m, source, plan.input(), "source batch");
     if (target)
         load_batch(m, *target, plan.input() + ns * int64_t(m.in_c) * m.in_h * m.in_w,
@@ -151,7 +160,7 @@ void Trainer::reserve_step(size_t n_source, size_t n_target) {
     const int64_t ns = static_cast<int64_t>(n_source), nt = static_cast<int64_t>(n_target);
     const bool entropy = nt > 0 && params_.entropy_weight > 0.0f;
     ThreadScope threads(model_.threads);
-    plans_.get(model_, dev_, PlanShape{ns, nt, PlanKind::train, entropy}, grad_ptrs_.data());
+    plans_.get(model_, dev_, PlanShape{ns, nt, PlanKind::train, entropy, params_.precision == DANN_PRECISION_BF16}, grad_ptrs_.data());
 }
 
 void Trainer::reset_optimizer() {
