@@ -3,7 +3,7 @@
 # and prints each run and, per figure, the mean, min and max over the seeds.
 #
 #   examples/run_figures.sh [--build DIR] [--out DIR] [--threads T] [--jobs J]
-#                           [--fmnist DIR] [--only SUBSTRING] [--steps N]
+#                           [--fmnist DIR] [--only SUBSTRING] [--steps N] [--bf16]
 #
 # Figures (accuracy on the target test set after the last step):
 #   paper recipe, MNIST network, 10000 steps: source only and DANN, seeds 1-3,
@@ -11,6 +11,8 @@
 #   best recipe (the default), MNIST network, 10000 steps: DANN, seeds 1-3;
 #   two moons rotated 35 degrees, mlp:15, best recipe (6000 steps per
 #     candidate): DANN and source only, seeds 1-5.
+# With --bf16 (CPUs with AVX512-BF16 or AMX): the paper and best DANN runs
+#   again with `--precision bf16`, seeds 1-3, next to their f32 figures.
 #
 # Each run has its own folder under OUT/runs/. A run whose result.json exists
 # is skipped; a run cut off midway resumes from its checkpoint. So the script
@@ -31,6 +33,7 @@ FMNIST=/usr/share/datasets/fashion-mnist
 ONLY=""
 STEPS=""
 
+BF16=0
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --fmnist) FMNIST=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
+    --bf16) BF16=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_figures.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -90,6 +94,12 @@ for s in 1 2 3; do
   add "paper-source-only-$IMAGE_STEPS-s$s fmnist $s --arch mnist --recipe paper --mode source-only --steps $IMAGE_STEPS"
   add "paper-target-oracle-$IMAGE_STEPS-s$s fmnist $s --arch mnist --recipe paper --mode target-oracle --steps $IMAGE_STEPS"
 done
+if [ $BF16 = 1 ]; then
+  for s in 1 2 3; do
+    add "best-dann-bf16-$IMAGE_STEPS-s$s fmnist $s --arch mnist --recipe best --mode dann --steps $IMAGE_STEPS --precision bf16"
+    add "paper-dann-bf16-$IMAGE_STEPS-s$s fmnist $s --arch mnist --recipe paper --mode dann --steps $IMAGE_STEPS --precision bf16"
+  done
+fi
 
 selected() { [ -z "$ONLY" ] || [[ "$1" == *"$ONLY"* ]]; }
 
@@ -188,6 +198,10 @@ printf '%-44s %5s %8s %8s %8s   %s\n' figure runs mean min max goal
 figure paper_so "paper source only (mnist, $IMAGE_STEPS steps)" "0.378 +- 0.015" 3 "paper-source-only-$IMAGE_STEPS"
 figure paper_dann "paper DANN (mnist, $IMAGE_STEPS steps)" "0.611 +- 0.015" 3 "paper-dann-$IMAGE_STEPS"
 figure best_dann "best DANN (mnist, $IMAGE_STEPS steps)" ">= 0.72" 3 "best-dann-$IMAGE_STEPS"
+if [ $BF16 = 1 ]; then
+  figure paper_dann_bf16 "paper DANN, bf16 (mnist, $IMAGE_STEPS steps)" "f32 +- 0.005" 3 "paper-dann-bf16-$IMAGE_STEPS"
+  figure best_dann_bf16 "best DANN, bf16 (mnist, $IMAGE_STEPS steps)" "f32 +- 0.005" 3 "best-dann-bf16-$IMAGE_STEPS"
+fi
 figure oracle "paper target oracle (mnist, $IMAGE_STEPS steps)" "reference" 3 "paper-target-oracle-$IMAGE_STEPS"
 figure moons_so "moons source only (mlp:15, $MOONS_STEPS steps)" "reference" 5 "moons-source-only-$MOONS_STEPS"
 figure moons_dann "moons DANN (mlp:15, best, $MOONS_STEPS steps)" ">= 0.97" 5 "moons-dann-$MOONS_STEPS"

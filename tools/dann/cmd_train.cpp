@@ -125,6 +125,9 @@ int train(int argc, char **argv) {
                 "label-free score kept (default: 16)")
         .option("--self-train-rounds", "R",
                 "shallow networks, best recipe: self-training rounds per candidate (default: 20)")
+        .option("--precision", "P",
+                "f32 | bf16 (bf16 products with f32 weights; CPUs with AVX512-BF16 or AMX)",
+                "f32")
         .flag("--deterministic", "the same result on every run with the same seed (may be slower)")
         .required("--out", "MODEL", "where to save the trained model")
         .option("--log", "CSV", "write the training log (one row every --log-every steps)")
@@ -175,6 +178,12 @@ int train(int argc, char **argv) {
     config.candidates = static_cast<int>(args.get_int("--candidates", -1, 1, 1024));
     config.self_train_rounds = static_cast<int>(args.get_int("--self-train-rounds", -1, 0, 1000));
     config.deterministic = args.has("--deterministic");
+    config.precision = args.get_choice("--precision", "f32", {"f32", "bf16"}) == "bf16"
+                           ? DANN_PRECISION_BF16
+                           : DANN_PRECISION_F32;
+    if (config.precision == DANN_PRECISION_BF16 && !dann_precision_supported(DANN_PRECISION_BF16))
+        throw UsageError("--precision bf16: this CPU has neither AVX512-BF16 nor AMX (or "
+                         "ONEDNN_MAX_CPU_ISA excludes them)");
     config.checkpoint_every =
         args.get_int("--checkpoint-every", config.checkpoint_every, 1, int64_t{1} << 40);
     const int64_t log_every = args.get_int("--log-every", 100, 1, int64_t{1} << 40);

@@ -73,6 +73,7 @@ Recipe resolve(const RecipeConfig &c, const Arch &arch) {
     if (c.entropy_weight >= 0) r.entropy_max = float(c.entropy_weight);
     if (c.candidates > 0) r.candidates = c.candidates;
     if (c.self_train_rounds >= 0) r.self_rounds = c.self_train_rounds;
+    r.params.precision = c.precision;
     if (c.mode != Mode::dann) {
         r.entropy_max = 0.0f;
         r.candidates = 1;
@@ -529,6 +530,7 @@ std::string describe_recipe(const RecipeConfig &config) {
         s += text;
     }
     if (r.batchnorm && r.adabn && config.mode == Mode::dann) s += ", AdaBN";
+    if (r.params.precision == DANN_PRECISION_BF16) s += ", bf16 products";
     if (r.self_rounds > 0)
         s += ", self-training " + std::to_string(r.self_rounds) + " rounds x " +
              std::to_string(r.self_steps) + " step pairs";

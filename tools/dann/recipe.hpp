@@ -46,6 +46,8 @@ struct RecipeConfig {
     // how many self-training rounds each gets.
     int candidates = -1;
     int self_train_rounds = -1;
+    // Arithmetic of the training steps (dann_train_params.precision).
+    dann_precision precision = DANN_PRECISION_F32;
 };
 
 // The number of steps the recipe was tuned for (docs/recipes.md): 6000 per
