@@ -6,6 +6,8 @@
 //       per-call times (ms) of a DANN training step (64 source + 64 target,
 //       SGD momentum 0.9, lr 0.01, lambda 0.1) and of predictions at batch 1
 //       and 256, on the MNIST preset.
+//       --bf16: the training step with DANN_PRECISION_BF16.
+//   dann_timer caps                     which precisions this CPU runs natively
 //   dann_timer save PATH                write an MNIST preset model (seed 7)
 //   dann_timer adapt PATH N --threads T [--adapter]
 //       load PATH and take N DANN steps of 64 + 64 with a trainer (the same
@@ -89,6 +91,7 @@ int cmd_time(int argc, char **argv) {
     const int p1_iters = int_arg(argc, argv, "--predict1-iters", 300);
     const int p256_iters = int_arg(argc, argv, "--predict256-iters", 20);
     const int warmup = int_arg(argc, argv, "--warmup", 3);
+    const bool bf16 = has_flag(argc, argv, "--bf16");
 
     dann_model *m = nullptr;
     check(dann_model_create_preset(DANN_PRESET_MNIST, 7, &m), "create");
@@ -115,6 +118,7 @@ int cmd_time(int argc, char **argv) {
     dann_context_destroy(ctx);
 
     dann_train_params tp = dann_train_params_default(); // SGD, momentum 0.9
+    if (bf16) tp.precision = DANN_PRECISION_BF16;
     dann_trainer *t = nullptr;
     check(dann_trainer_create(m, &tp, &t), "trainer");
     const std::vector<float> src = random_images(64, 12, 0.5f), tgt = random_images(64, 13, 0.3f);
@@ -211,17 +215,24 @@ int cmd_first_predict(const char *path, int argc, char **argv) {
     return 0;
 }
 
+int cmd_caps() {
+    std::printf("{\"bf16\": %d}\n", dann_precision_supported(DANN_PRECISION_BF16));
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "time") return cmd_time(argc, argv);
+    if (mode == "caps") return cmd_caps();
     if (mode == "save" && argc > 2) return cmd_save(argv[2]);
     if (mode == "adapt" && argc > 3) return cmd_adapt(argv[2], std::atol(argv[3]), argc, argv);
     if (mode == "first-predict" && argc > 2) return cmd_first_predict(argv[2], argc, argv);
     std::fprintf(stderr,
                  "usage: dann_timer time --threads T [--step-iters K] [--predict1-iters M] "
-                 "[--predict256-iters J] [--warmup W]\n"
+                 "[--predict256-iters J] [--warmup W] [--bf16]\n"
+                 "       dann_timer caps\n"
                  "       dann_timer save PATH\n"
                  "       dann_timer adapt PATH N --threads T [--adapter]\n"
                  "       dann_timer first-predict PATH --threads T\n");

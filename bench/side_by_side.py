@@ -3,6 +3,8 @@
 
 Variants:
   dann        bench/dann_timer (the public C API)
+  dann_bf16   the same with bf16 training steps (DANN_PRECISION_BF16), where
+              the CPU has AVX512-BF16 or AMX; its predictions are f32 as dann's
   torch       PyTorch as installed: nn.Linear through the system's libblas.so.3
   torch_conv  PyTorch with every fully connected layer written as a 1x1
               convolution, so that it runs on oneDNN as the convolutions do
@@ -190,7 +192,8 @@ def env_for(threads):
 
 def worker_cmd(variant, mode, a, threads, extra=()):
     if variant.startswith("dann"):
-        return [a.dann_timer, mode] + list(extra) + ["--threads", str(threads)]
+        flags = ["--bf16"] if variant == "dann_bf16" else []
+        return [a.dann_timer, mode] + list(extra) + ["--threads", str(threads)] + flags
     return [sys.executable, os.path.abspath(__file__), "--worker", mode, "--variant", variant,
             "--threads", str(threads)] + list(extra)
 
@@ -302,7 +305,12 @@ def main():
              else ["--step-iters", "20", "--predict1-iters", "300", "--predict256-iters", "20"])
     adapt_steps = 5 if a.quick else a.adapt_steps
 
+    global VARIANTS
+    caps, _, _ = run_json([a.dann_timer, "caps"], 1)
+    if caps.get("bf16"):
+        VARIANTS = ["dann", "dann_bf16", "torch", "torch_conv"]
     info = machine()
+    info["dann_caps"] = caps
     info["load_start"] = os.getloadavg()
     print("machine: %s, %s cores, %s MHz; torch %s; libblas.so.3 -> %s (%s)" % (
         info["cpu"], info["cores"], info["mhz"], info["torch"], info["libblas_so_3"],
@@ -372,7 +380,7 @@ def main():
     if "first" not in skip:
         first = {}
         for r in range(rounds):
-            for v in VARIANTS:
+            for v in ("dann", "torch", "torch_conv"):
                 if v == "dann":
                     cmd = [a.dann_timer, "first-predict", dann_model, "--threads", str(t_rss)]
                 else:
@@ -395,14 +403,21 @@ def main():
         best_t = [vals.get("torch"), vals.get("torch_conv")]
         best_t = [x for x in best_t if x is not None]
         best = (max(best_t) if higher_better else min(best_t)) if best_t else None
+        def advantage(d):
+            ratio = d / best if (d is not None and best) else None
+            if not ratio:
+                return None, None
+            return ratio, (ratio if higher_better else 1.0 / ratio)
+
         d = vals.get("dann")
-        ratio = d / best if (d is not None and best) else None
-        adv = None
-        if ratio:
-            adv = ratio if higher_better else 1.0 / ratio
+        ratio, adv = advantage(d)
+        d16 = vals.get("dann_bf16")
+        _, adv16 = advantage(d16)
         rows.append({"figure": name, "threads": t, "unit": unit, "dann": d,
-                     "torch": vals.get("torch"), "torch_conv": vals.get("torch_conv"),
-                     "best_torch": best, "dann_over_best_torch": ratio, "dann_advantage": adv})
+                     "dann_bf16": d16, "torch": vals.get("torch"),
+                     "torch_conv": vals.get("torch_conv"), "best_torch": best,
+                     "dann_over_best_torch": ratio, "dann_advantage": adv,
+                     "dann_bf16_advantage": adv16})
 
     for t in threads:
         tm = {v: results["timing"].get("%d/%s" % (t, v)) for v in VARIANTS}
@@ -410,9 +425,11 @@ def main():
             continue
         pick = lambda k: {v: (x[k] if x else None) for v, x in tm.items()}
         row("train step 64+64", t, pick("step_ms"), False, "ms")
-        row("predict batch 1, median", t, pick("predict1_ms"), False, "ms")
-        row("predict batch 1, p99", t, pick("predict1_p99_ms"), False, "ms")
-        row("predict batch 256", t, pick("predict256_img_s"), True, "img/s")
+        # dann_bf16 differs from dann in training only.
+        no16 = lambda vals: {v: x for v, x in vals.items() if v != "dann_bf16"}
+        row("predict batch 1, median", t, no16(pick("predict1_ms")), False, "ms")
+        row("predict batch 1, p99", t, no16(pick("predict1_p99_ms")), False, "ms")
+        row("predict batch 256", t, no16(pick("predict256_img_s")), True, "img/s")
     if results["rss_kib"]:
         rk = results["rss_kib"]
         row("peak RSS, %d steps" % results["rss_steps"], results["rss_threads"],
@@ -427,15 +444,17 @@ def main():
     results["load_max_seen"] = max(loads) if loads else None
 
     print()
-    print("| figure | thr | dann | torch | torch_conv | dann / best torch | dann advantage |")
-    print("|---|---|---|---|---|---|---|")
+    print("| figure | thr | dann | dann bf16 | torch | torch_conv | dann / best torch | "
+          "dann advantage | dann bf16 advantage |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r_ in rows:
         u = " " + r_["unit"]
-        print("| %s | %d | %s | %s | %s | %s | %s |" % (
-            r_["figure"], r_["threads"], fmt(r_["dann"], u), fmt(r_["torch"], u),
-            fmt(r_["torch_conv"], u),
+        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            r_["figure"], r_["threads"], fmt(r_["dann"], u), fmt(r_["dann_bf16"], u),
+            fmt(r_["torch"], u), fmt(r_["torch_conv"], u),
             "-" if r_["dann_over_best_torch"] is None else "%.3f" % r_["dann_over_best_torch"],
-            "-" if r_["dann_advantage"] is None else "%.2fx" % r_["dann_advantage"]))
+            "-" if r_["dann_advantage"] is None else "%.2fx" % r_["dann_advantage"],
+            "-" if r_["dann_bf16_advantage"] is None else "%.2fx" % r_["dann_bf16_advantage"]))
     print()
     print("dann advantage: how many times better dann is than the better PyTorch variant "
           "(> 1: dann wins). Load average at start %.2f, at end %.2f, highest seen before a "

@@ -35,47 +35,29 @@ public:
                 attr, pc.dev.eng);
         };
         // Training with windows that neither overlap nor pad, in a layout
-        // dann can index: the forward pass runs oneDNN's inference kernel
-        // (no workspace: several times faster), and the backward pass is
-        // dann's own loop, which routes each gradient to the first window
-        // element equal to the window's maximum, as oneDNN's workspace does.
-        // A ReLU that follows (pc.fuse_relu, training plans) is applied as a
-        // post-op of that forward kernel and masks the routed gradients.
-        own_backward_ = false;
+        // dann can index: both passes are dann's own loops. The forward
+        // pass keeps, per output value, the position of the first window
+        // element equal to the window's maximum (one byte, as oneDNN's
+        // workspace does), and the backward pass routes each gradient there
+        // without reading the input again. A ReLU that follows
+        // (pc.fuse_relu, training plans) is applied to the output and masks
+        // the routed gradients. The layout is the one oneDNN's own kernel
+        // would give the output.
+        own_ = false;
         relu_ = false;
         if (pc.training && !pc.statistics_only && kh == sh && kw == sw && ph == 0 && pw == 0 &&
-            prh == 0 && prw == 0) {
+            prh == 0 && prw == 0 && kh * kw < 255) {
             fpd_ = make_pd(dnnl::prop_kind::forward_inference, pc.attr);
-            own_backward_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
-            if (own_backward_ && pc.fuse_relu) {
-                // A primitive_attr copy shares its handle: build a new one.
-                dnnl::primitive_attr attr;
-                attr.set_scratchpad_mode(pc.attr.get_scratchpad_mode());
-                dnnl::post_ops ops;
-                ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-                attr.set_post_ops(ops);
-                try {
-                    auto fused = make_pd(dnnl::prop_kind::forward_inference, attr);
-                    Geometry g;
-                    if (fused.dst_desc() == fpd_.dst_desc() &&
-                        geometry(src.get_desc(), fused.dst_desc(), g)) {
-                        fpd_ = fused;
-                        geo_ = g;
-                        relu_ = true;
-                    }
-                } catch (const dnnl::error &) {
-                    // No fused kernel: the ReLU layer runs on its own.
-                }
-            }
+            own_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
+            relu_ = own_ && pc.fuse_relu;
         }
-        if (!own_backward_)
+        if (!own_)
             fpd_ = make_pd(pc.training ? dnnl::prop_kind::forward_training
                                        : dnnl::prop_kind::forward_inference,
                            pc.attr);
         dst_ = pc.arena.make(fpd_.dst_desc());
-        if (own_backward_) {
-            fwd_ = pc.record(dnnl::pooling_forward(fpd_),
-                             {{DNNL_ARG_SRC, &src_}, {DNNL_ARG_DST, &dst_}}, &fpd_);
+        if (own_) {
+            where_.resize(dnn::physical_floats(fpd_.dst_desc()));
         } else if (pc.training) {
             workspace_ = pc.arena.make(fpd_.workspace_desc());
             fwd_ = pc.record(dnnl::pooling_forward(fpd_),
@@ -91,7 +73,7 @@ public:
     void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
                        bool need_diff_src) override {
         if (!need_diff_src) return;
-        if (own_backward_) {
+        if (own_) {
             diff_dst_ = dnn::reformat(pc, diff_dst, fpd_.dst_desc());
             diff_src_ = pc.arena.make(src_.get_desc());
             return;
@@ -109,10 +91,20 @@ public:
                          &bpd_);
     }
 
-    void forward(dnn::Device &dev, const RunState &) override { dnn::run(dev, fwd_); }
+    void forward(dnn::Device &dev, const RunState &) override {
+        if (!own_) {
+            dnn::run(dev, fwd_);
+            return;
+        }
+        dnn::wait(dev); // the input is written by the stream
+        const Geometry &g = geo_;
+        if (g.block == 16) relu_ ? pool<16, true>(g) : pool<16, false>(g);
+        else if (g.block == 8) relu_ ? pool<8, true>(g) : pool<8, false>(g);
+        else relu_ ? pool<1, true>(g) : pool<1, false>(g);
+    }
 
     void backward(dnn::Device &dev, const RunState &) override {
-        if (own_backward_) {
+        if (own_) {
             if (!diff_src_) return;
             dnn::run_if(dev, diff_dst_.call);
             dnn::wait(dev);
@@ -124,8 +116,7 @@ public:
         dnn::run(dev, bwd_);
     }
 
-    // Its own backward compares the output with the input.
-    bool output_reusable() const override { return !own_backward_; }
+    bool output_reusable() const override { return true; }
     bool fused_relu() const override { return relu_; }
 
 private:
@@ -189,23 +180,73 @@ private:
         return false;
     }
 
-    void route_gradients() const {
-        const Geometry &g = geo_;
-        float *ds = dnn::data_f32(diff_src_);
-        if (!g.full_cover) std::memset(ds, 0, diff_src_.get_desc().get_size());
-        if (g.block == 16) relu_ ? route<16, true>(g, ds) : route<16, false>(g, ds);
-        else if (g.block == 8) relu_ ? route<8, true>(g, ds) : route<8, false>(g, ds);
-        else relu_ ? route<1, true>(g, ds) : route<1, false>(g, ds);
-    }
+    // The position (row-major in the window) of the first maximum of each
+    // output value's window; kMasked where a fused ReLU passes no gradient.
+    static constexpr uint8_t kMasked = 255;
 
     // L lanes per position: channel blocks of L (lane stride 1), or L = 1
     // for plain layouts (the channel is then part of the position). With
     // Relu the output is max(window maximum, 0) and a gradient passes only
     // where it is positive, as ReLU's backward (PyTorch's: x > 0) lets it.
     template <int L, bool Relu>
-    void route(const Geometry &g, float *__restrict ds) const {
+    void pool(const Geometry &g) {
         const float *__restrict src = dnn::data_f32(src_);
-        const float *__restrict dst = dnn::data_f32(dst_);
+        float *__restrict dst = dnn::data_f32(dst_);
+        uint8_t *__restrict where = static_cast<uint8_t *>(where_.data());
+        const int64_t blocks = g.blocks, oh = g.oh, ow = g.ow, kh = g.kh, kw = g.kw;
+        const Strides si = g.src, so = g.dst;
+        const int64_t outer = g.batch * blocks;
+#pragma omp parallel for schedule(static)
+        for (int64_t nb = 0; nb < outer; ++nb) {
+            const int64_t n = nb / blocks, b = nb % blocks;
+            for (int64_t oy = 0; oy < oh; ++oy)
+                for (int64_t ox = 0; ox < ow; ++ox) {
+                    const int64_t o = n * so.n + b * so.cb + oy * so.h + ox * so.w;
+                    const int64_t i0 = n * si.n + b * si.cb + oy * kh * si.h + ox * kw * si.w;
+                    float m[L];
+                    uint32_t at[L];
+#pragma omp simd
+                    for (int l = 0; l < L; ++l) {
+                        m[l] = src[i0 + l];
+                        at[l] = 0;
+                    }
+                    uint32_t k = 0;
+                    for (int64_t y = 0; y < kh; ++y)
+                        for (int64_t x = 0; x < kw; ++x, ++k) {
+                            if (k == 0) continue;
+                            const int64_t i = i0 + y * si.h + x * si.w;
+#pragma omp simd
+                            for (int l = 0; l < L; ++l) {
+                                // Strictly greater: ties keep the first.
+                                const bool take = src[i + l] > m[l];
+                                m[l] = take ? src[i + l] : m[l];
+                                at[l] = take ? k : at[l];
+                            }
+                        }
+#pragma omp simd
+                    for (int l = 0; l < L; ++l) {
+                        const bool pass = !Relu || m[l] > 0.0f;
+                        dst[o + l] = pass ? m[l] : 0.0f;
+                        where[o + l] = static_cast<uint8_t>(pass ? at[l] : kMasked);
+                    }
+                }
+        }
+    }
+
+    void route_gradients() const {
+        const Geometry &g = geo_;
+        float *ds = dnn::data_f32(diff_src_);
+        if (!g.full_cover) std::memset(ds, 0, diff_src_.get_desc().get_size());
+        if (g.block == 16) route<16>(g, ds);
+        else if (g.block == 8) route<8>(g, ds);
+        else route<1>(g, ds);
+    }
+
+    // Each output gradient to the window position kept by the forward
+    // pass; every other input position gets 0.
+    template <int L>
+    void route(const Geometry &g, float *__restrict ds) const {
+        const uint8_t *__restrict where = static_cast<const uint8_t *>(where_.data());
         const float *__restrict dd = dnn::data_f32(diff_dst_.mem);
         const int64_t blocks = g.blocks, channels = g.channels, oh = g.oh, ow = g.ow;
         const int64_t kh = g.kh, kw = g.kw;
@@ -216,35 +257,32 @@ private:
             const int64_t n = nb / blocks, b = nb % blocks;
             // Channels of this block that exist (the last block may be padded).
             const int64_t live = L == 1 ? 1 : std::min<int64_t>(L, channels - b * L);
-            float m[L], grad[L];
-            uint32_t open[L]; // 1 until the lane's maximum has been found
             for (int64_t oy = 0; oy < oh; ++oy)
                 for (int64_t ox = 0; ox < ow; ++ox) {
                     const int64_t o = n * so.n + b * so.cb + oy * so.h + ox * so.w;
                     const int64_t i0 = n * si.n + b * si.cb + oy * kh * si.h + ox * kw * si.w;
+                    float grad[L];
+                    uint32_t at[L];
+#pragma omp simd
                     for (int l = 0; l < L; ++l) {
-                        m[l] = dst[o + l];
-                        grad[l] = l < live && (!Relu || m[l] > 0.0f) ? dd[o + l] : 0.0f;
-                        open[l] = 1;
+                        grad[l] = l < live ? dd[o + l] : 0.0f;
+                        at[l] = where[o + l];
                     }
+                    uint32_t k = 0;
                     for (int64_t y = 0; y < kh; ++y)
-                        for (int64_t x = 0; x < kw; ++x) {
+                        for (int64_t x = 0; x < kw; ++x, ++k) {
                             const int64_t i = i0 + y * si.h + x * si.w;
 #pragma omp simd
-                            for (int l = 0; l < L; ++l) {
-                                // Branch-free, so that the lanes vectorise.
-                                const uint32_t hit = open[l] & uint32_t(src[i + l] == m[l]);
-                                ds[i + l] = hit ? grad[l] : 0.0f;
-                                open[l] &= hit ^ 1u;
-                            }
+                            for (int l = 0; l < L; ++l) ds[i + l] = at[l] == k ? grad[l] : 0.0f;
                         }
                 }
         }
     }
 
     dann_layer_desc desc_;
-    bool own_backward_ = false;
-    bool relu_ = false; // a ReLU fused in: forward post-op, masked backward
+    bool own_ = false;  // dann's own loops (training, non-overlapping windows)
+    bool relu_ = false; // a ReLU fused in: applied to the output, masks the backward
+    Buffer where_;      // own_: window position of each output's maximum
     Geometry geo_;
     dnn::dims strides_, kernel_, pad_l_, pad_r_;
     dnnl::memory src_, workspace_;
