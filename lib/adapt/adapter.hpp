@@ -3,9 +3,12 @@
 // model, a label-free guard after each round, and published snapshots that
 // prediction contexts follow. Everything is allocated by the constructor.
 //
-// Locks: round_mu_ serialises rounds, commit and rollback; ring_mu_ guards the
-// ring and the background thread's state (with cv_); stats_mu_ the statistics;
-// the snapshot has its own. A round takes ring_mu_ only briefly, to gather
+// Locks: round_mu_ serialises rounds, commit and rollback, and guards the
+// parameter values of working_ and committed_ (the guard exchanges them while
+// it runs the committed model; their architecture and the replay set never
+// change, so they may be read without it); ring_mu_ guards the ring and the
+// background thread's state (with cv_); stats_mu_ the statistics; the
+// snapshot has its own. A round takes ring_mu_ only briefly, to gather
 // samples, so pushes never wait for a round.
 #pragma once
 

@@ -1,8 +1,12 @@
 // The adapter's label-free check of candidate weights after each round, and
-// its drift measure. Two inference contexts, built once: one on the working
-// (candidate) model, one on the committed model (the reference). Samples are
-// evaluated in chunks of a fixed size, the last chunk padded with whatever the
-// buffer holds, so that each context has one plan and nothing is allocated
+// its drift measure. It evaluates two models, the working (candidate) one and
+// the committed one (the reference), one after the other on the adapter's
+// thread, through a single inference context on the working model: to run
+// the committed model it exchanges the two models' parameter values for the
+// duration of the run. A context of its own for the committed model would
+// cost a second plan, and a third copy of the parameters would cost the
+// parameters again. Samples are evaluated in chunks of a fixed size, the last
+// chunk padded, so that the context has one plan and nothing is allocated
 // after construction.
 //
 // Replay samples run with the source batch-norm statistics and recent ring
@@ -32,12 +36,16 @@ public:
         float drift = 0.0f;           // committed model: recent against replay
     };
 
-    // Both models must outlive the guard.
-    Guard(const Model &working, const Model &committed, const Setup &setup);
+    // Both models (same architecture) and the replay set must outlive the
+    // guard; the replay samples are read in place, so the replay set must not
+    // change. The guard leaves both models' parameters as it found them, but
+    // exchanges them while it runs the committed model: no one else may read
+    // or write them during measure_reference() or check().
+    Guard(Model &working, Model &committed, const Setup &setup);
 
     // Room for up to guard_samples() recent samples in the ring's format,
     // oldest first: the adapter fills it before check().
-    uint8_t *recent() { return static_cast<uint8_t *>(recent_.data()); }
+    uint8_t *recent() { return static_cast<uint8_t *>(recent_storage_.data()); }
     size_t guard_samples() const { return guard_samples_; }
 
     // The committed model on the replay guard samples: the reference accuracy
@@ -60,19 +68,34 @@ private:
         size_t correct = 0;
         bool finite = true;
     };
-    // Runs `ctx` over n samples (in chunks), counting predicted classes into
-    // hist_, correct predictions against `labels` (if any), and writing the
-    // domain outputs to `domain_out` (if any).
-    Pass run(Context &ctx, dann_domain domain, const Buffer &samples, const dann_batch &layout,
-             size_t n, const int32_t *labels, float *domain_out);
+    // Samples to evaluate: `data` holds them back to back. If their count is
+    // not a whole number of chunks, either `data` itself is padded to whole
+    // chunks, or `tail` (when not null) holds a copy of the last, partial
+    // chunk padded to a whole one.
+    struct Samples {
+        dann_batch layout{}; // format and sample shape; data and n unused
+        const uint8_t *data = nullptr;
+        const uint8_t *tail = nullptr;
+    };
+    // Runs the working model over the first n of `samples` (in chunks),
+    // counting predicted classes into hist_, correct predictions against
+    // `labels` (if any), and writing the domain outputs to `domain_out` (if
+    // any).
+    Pass run(dann_domain domain, const Samples &samples, size_t n, const int32_t *labels,
+             float *domain_out);
+    // The same with the committed model's parameters.
+    Pass run_committed(dann_domain domain, const Samples &samples, size_t n,
+                       const int32_t *labels, float *domain_out);
 
+    Model &working_, &committed_;
     size_t guard_samples_, chunk_;
     int classes_;
     size_t n_replay_ = 0;
-    dann_batch replay_layout_{}, recent_layout_{};
-    Buffer replay_, recent_;              // padded to whole chunks
-    std::vector<int32_t> replay_labels_;
-    Context working_, committed_;
+    Samples replay_, recent_;
+    const int32_t *replay_labels_ = nullptr;
+    Buffer replay_tail_;    // the replay samples' last partial chunk, padded with zeros
+    Buffer recent_storage_; // padded to whole chunks
+    Context context_;       // on working_
     Buffer probs_, domain_chunk_;         // one chunk's outputs
     Buffer reference_domain_, recent_domain_; // sorted reference; recent
     std::vector<uint32_t> hist_;
