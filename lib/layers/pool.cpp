@@ -27,6 +27,7 @@ public:
         pad_l_ = {ph, pw};
         pad_r_ = {prh, prw};
         src_ = src;
+        src_reusable_ = pc.src_reusable;
         dnn::md dst_any({s[0], s[1], oh, ow}, dnn::f32, dnn::tag::any);
         const auto make_pd = [&](dnnl::prop_kind pk, const dnnl::primitive_attr &attr) {
             return dnnl::pooling_forward::primitive_desc(
@@ -75,7 +76,10 @@ public:
         if (!need_diff_src) return;
         if (own_) {
             diff_dst_ = dnn::reformat(pc, diff_dst, fpd_.dst_desc());
-            diff_src_ = pc.arena.make(src_.get_desc());
+            // The own backward never reads the input: when nothing else reads
+            // it after the forward pass either (the convolution before keeps
+            // no use of its output), its gradient is written over it.
+            diff_src_ = src_reusable_ ? src_ : pc.arena.make(src_.get_desc());
             return;
         }
         bpd_ = dnnl::pooling_backward::primitive_desc(
@@ -283,6 +287,7 @@ private:
     bool own_ = false;  // dann's own loops (training, non-overlapping windows)
     bool relu_ = false; // a ReLU fused in: applied to the output, masks the backward
     Buffer where_;      // own_: window position of each output's maximum
+    bool src_reusable_ = false; // PlanCtx::src_reusable when planned
     Geometry geo_;
     dnn::dims strides_, kernel_, pad_l_, pad_r_;
     dnnl::memory src_, workspace_;
