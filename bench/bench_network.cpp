@@ -1,7 +1,8 @@
 // End-to-end benchmarks of the paper's MNIST network: one DANN training step
-// (64 source + 64 target), predictions at batch 1 and 256, and one adapter
-// round (dann_adapter_run with one DANN step per round, then its guard). The
-// thread count is part of each name; FLOP/s counts multiply-adds as 2 FLOPs.
+// (64 source + 64 target), predictions at batch 1 and 256 (f32 and int8), and
+// one adapter round (dann_adapter_run with one DANN step per round, then its
+// guard). The thread count is part of each name; FLOP/s counts multiply-adds
+// as 2 FLOPs.
 //
 //   ./build/bench/dann_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //   DANN_BENCH_THREADS=1,2,4,8,16 ./build/bench/dann_bench      (other thread counts)
@@ -98,16 +99,26 @@ void BM_DannStepBf16_MNIST_64x64(benchmark::State &state) {
     dann_step(state, DANN_PRECISION_BF16);
 }
 
-void BM_Predict_MNIST(benchmark::State &state) {
+void predict(benchmark::State &state, dann_precision precision) {
     const int threads = static_cast<int>(state.range(0));
     const size_t n = static_cast<size_t>(state.range(1));
     Data data(n);
+    if (!dann_precision_supported(precision)) {
+        state.SkipWithError("precision not supported on this CPU");
+        return;
+    }
     dann_model *m = make_model(threads, state);
     if (!m) return;
     dann_context *ctx = nullptr;
     dann_context_create(m, &ctx);
     std::vector<float> probs(n * 10);
     dann_batch b = dann_batch_f32_nchw(data.source.data(), n, kC, kH, kW);
+    if (precision == DANN_PRECISION_INT8) {
+        // Calibrated on 256 samples of the same distribution, not timed.
+        Data calibration(256);
+        dann_batch cb = dann_batch_f32_nchw(calibration.target.data(), 256, kC, kH, kW);
+        if (dann_context_quantize(ctx, &cb) != DANN_OK) state.SkipWithError(dann_last_error());
+    }
     if (dann_predict(ctx, &b, probs.data(), probs.size(), nullptr, 0) != DANN_OK)
         state.SkipWithError(dann_last_error());
     for (auto _ : state) {
@@ -123,6 +134,11 @@ void BM_Predict_MNIST(benchmark::State &state) {
     dann_context_destroy(ctx);
     dann_model_destroy(m);
 }
+
+void BM_Predict_MNIST(benchmark::State &state) { predict(state, DANN_PRECISION_F32); }
+// dann_context_quantize: u8/s8 activations, s8 weights (AVX512-VNNI, AVX-VNNI
+// or AMX; skipped elsewhere). The FLOP/s counter counts the same operations.
+void BM_PredictInt8_MNIST(benchmark::State &state) { predict(state, DANN_PRECISION_INT8); }
 
 // One adapter round with steps_per_round = 1: a DANN step (64 replay + 64 ring
 // samples, the adapter's default Adam), then the guard: the committed model on
@@ -206,5 +222,6 @@ BENCHMARK(BM_AdapterRound_MNIST)->Apply(by_threads)->Unit(benchmark::kMillisecon
 BENCHMARK(BM_DannStep_MNIST_64x64)->Apply(by_threads)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_DannStepBf16_MNIST_64x64)->Apply(by_threads)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Predict_MNIST)->Apply(by_threads_and_batch)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_PredictInt8_MNIST)->Apply(by_threads_and_batch)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -314,6 +314,38 @@ DANN_API dann_status dann_predict(dann_context *ctx, const dann_batch *batch,
                                   float *probs, size_t probs_count,
                                   float *domain_probs, size_t domain_count);
 
+/*
+ * Switches `ctx` to int8 inference. The model runs once in f32 over
+ * `calibration` (representative inputs, e.g. a few hundred target samples;
+ * any batch size, with the context's batch-norm domain), which records the
+ * range of every convolution's and dense layer's input and output. From then
+ * on dann_predict, dann_features and dann_drift_score on this context run
+ * those layers in int8:
+ * - weights: s8, symmetric, one scale per output channel (127 / the
+ *   channel's largest |weight|); biases stay f32;
+ * - activations: one scale per tensor from the calibrated range: u8 over
+ *   [0, max] where calibration saw no negative value (e.g. after a ReLU),
+ *   s8 over [-max|x|, max|x|] otherwise; values outside saturate;
+ * - sums in int32 (exact), then scaled back; a following ReLU is fused, and
+ *   its output stays u8 on the way to the next int8 layer (through max
+ *   pooling); features, logits and probabilities come out f32. The first
+ *   convolution runs in int8 too, on the input quantized like any other
+ *   activation.
+ * The activation scales are fixed by the calibration. When the model's
+ * weights change afterwards (dann_model_param_set, a trainer step, an
+ * adapter's new snapshot), the next call on the context quantizes the new
+ * weights again, with the calibrated activation scales; call
+ * dann_context_quantize again to recalibrate. There is no way back to f32 on
+ * this context: create another. Predictions differ from f32 by the
+ * quantization error (tests/test_int8.cpp measures it on the MNIST network).
+ * DANN_ERR_INVALID_ARGUMENT for NULL pointers, DANN_ERR_SHAPE for an empty or
+ * misshapen batch, DANN_ERR_NUMERIC for NaN/Inf in the batch or in a layer's
+ * calibrated values, DANN_ERR_UNSUPPORTED where
+ * dann_precision_supported(DANN_PRECISION_INT8) is 0. On error the context
+ * is unchanged. Builds new plans (allocates); later calls allocate nothing.
+ */
+DANN_API dann_status dann_context_quantize(dann_context *ctx, const dann_batch *calibration);
+
 /* ------------------------------------------------------------------------- */
 /* Training                                                                   */
 /* ------------------------------------------------------------------------- */
@@ -323,15 +355,19 @@ typedef enum dann_optimizer {
     DANN_OPTIMIZER_ADAM = 1 /* PyTorch's Adam (bias-corrected, L2 weight decay) */
 } dann_optimizer;
 
-/* Arithmetic of the convolutions and dense layers in training. */
+/* Arithmetic of the convolutions and dense layers. */
 typedef enum dann_precision {
     DANN_PRECISION_F32 = 0, /* f32 throughout                                   */
-    /* bf16 operands (activations, weights, output gradients rounded to bf16),
-     * f32 accumulation; weights, gradients, optimizer state, batch norm,
-     * pooling and losses stay f32. Needs AVX512-BF16 or AMX: see
+    /* Training: bf16 operands (activations, weights, output gradients rounded
+     * to bf16), f32 accumulation; weights, gradients, optimizer state, batch
+     * norm, pooling and losses stay f32. Needs AVX512-BF16 or AMX: see
      * dann_precision_supported. Steps are deterministic but differ from f32 in
      * the low bits. */
-    DANN_PRECISION_BF16 = 1
+    DANN_PRECISION_BF16 = 1,
+    /* Inference only (dann_context_quantize): u8/s8 activations, s8 weights,
+     * exact int32 sums. Needs int8 dot products (AVX512-VNNI, AVX-VNNI or
+     * AMX). A trainer refuses it (DANN_ERR_INVALID_ARGUMENT). */
+    DANN_PRECISION_INT8 = 2
 } dann_precision;
 
 /* 1 when this CPU (as limited by ONEDNN_MAX_CPU_ISA) runs `precision`
@@ -351,7 +387,8 @@ typedef struct dann_train_params {
      * 0 (off). Uses no target labels. */
     float entropy_weight;
     /* DANN_PRECISION_F32. DANN_PRECISION_BF16 where unsupported makes
-     * dann_trainer_create fail with DANN_ERR_UNSUPPORTED. */
+     * dann_trainer_create fail with DANN_ERR_UNSUPPORTED; DANN_PRECISION_INT8
+     * with DANN_ERR_INVALID_ARGUMENT. */
     dann_precision precision;
 } dann_train_params;
 

@@ -61,6 +61,7 @@ static const named_fn functions[] = {
     DANN_FN(dann_context_destroy),
     DANN_FN(dann_context_set_domain),
     DANN_FN(dann_predict),
+    DANN_FN(dann_context_quantize),
     /* Training */
     DANN_FN(dann_train_params_default),
     DANN_FN(dann_precision_supported),

@@ -257,7 +257,9 @@ TEST_CASE("An unknown precision is rejected, and bf16 where the CPU lacks it is 
     dann_train_params tp = dann_train_params_default();
     CHECK(tp.precision == DANN_PRECISION_F32);
     CHECK(dann_precision_supported(DANN_PRECISION_F32) == 1);
-    int bad = 5;
+    // 3 is no enumerator but lies within the enum's range (values 0 to 3),
+    // so that passing it by value is defined behaviour.
+    int bad = 3;
     std::memcpy(&tp.precision, &bad, sizeof bad);
     CHECK(dann_precision_supported(tp.precision) == 0);
     CHECK(dann_trainer_create(m, &tp, &t) == DANN_ERR_INVALID_ARGUMENT);

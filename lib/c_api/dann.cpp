@@ -326,6 +326,15 @@ dann_status dann_predict(dann_context *ctx, const dann_batch *batch, float *prob
     });
 }
 
+dann_status dann_context_quantize(dann_context *ctx, const dann_batch *calibration) {
+    return guard([&] {
+        need(ctx, "ctx");
+        need(calibration, "calibration");
+        dann::check_batch(ctx->impl->model(), calibration, "calibration batch");
+        ctx->impl->quantize(*calibration);
+    });
+}
+
 dann_train_params dann_train_params_default(void) {
     dann_train_params p;
     std::memset(&p, 0, sizeof p);
@@ -347,6 +356,12 @@ int dann_precision_supported(dann_precision precision) {
     case DANN_PRECISION_BF16:
         try {
             return dann::dnn::bf16_native() ? 1 : 0;
+        } catch (...) {
+            return 0;
+        }
+    case DANN_PRECISION_INT8:
+        try {
+            return dann::dnn::int8_native() ? 1 : 0;
         } catch (...) {
             return 0;
         }

@@ -42,21 +42,32 @@ bool bf16_native() {
     return isa == c::avx512_core_bf16 || isa == c::avx512_core_amx;
 }
 
-Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want) {
+bool int8_native() {
+    const auto isa = dnnl::get_effective_cpu_isa();
+    using c = dnnl::cpu_isa;
+    return isa == c::avx512_core_vnni || isa == c::avx512_core_bf16 ||
+           isa == c::avx512_core_amx || isa == c::avx2_vnni;
+}
+
+Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want, float scale) {
     Reformat r;
-    if (from.get_desc() == want) {
+    if (from.get_desc() == want && scale == 1.0f) {
         r.mem = from;
         return r;
     }
     r.mem = pc.arena.make(want);
     r.source = from;
-    r.call = reorder_into(pc, r.source, r.mem);
+    r.call = reorder_into(pc, r.source, r.mem, scale);
     return r;
 }
 
-Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to) {
+Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to, float scale) {
+    // A primitive_attr copy shares its handle: build a new one.
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(pc.attr.get_scratchpad_mode());
+    if (scale != 1.0f) attr.set_output_scales(0, {scale});
     dnnl::reorder::primitive_desc rpd(pc.dev.eng, from.get_desc(), pc.dev.eng, to.get_desc(),
-                                      pc.attr);
+                                      attr);
     return pc.record(dnnl::reorder(rpd), {{DNNL_ARG_FROM, &from}, {DNNL_ARG_TO, &to}}, &rpd);
 }
 

@@ -24,11 +24,20 @@ using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
 constexpr auto f32 = dnnl::memory::data_type::f32;
 constexpr auto bf16 = dnnl::memory::data_type::bf16;
+constexpr auto u8 = dnnl::memory::data_type::u8;
+constexpr auto s8 = dnnl::memory::data_type::s8;
 using dt = dnnl::memory::data_type;
 
 // Whether oneDNN runs bf16 convolutions and inner products natively on this
 // CPU (AVX512-BF16 or AMX, as limited by ONEDNN_MAX_CPU_ISA).
 bool bf16_native();
+
+// Whether oneDNN runs int8 convolutions and inner products on int8 dot
+// product instructions here (AVX512-VNNI, AVX-VNNI or AMX, as limited by
+// ONEDNN_MAX_CPU_ISA): their int32 sums are then exact. Older x86 kernels
+// add u8 x s8 pairs in saturating 16-bit lanes, so dann does not quantize
+// there.
+bool int8_native();
 
 // The engine and in-order stream that one execution context uses.
 struct Device {
@@ -86,6 +95,16 @@ struct PlanCtx {
     // bf16 (inputs, weights and output gradients rounded to bf16), accumulate
     // and write in f32; the model's weights and gradients stay f32.
     bool bf16 = false;
+    // Inference plans: convolutions and dense layers that carry a calibrated
+    // range (ParamBinding::range) compute in int8.
+    bool int8 = false;
+    // Int8 inference plans: the source of the layer being planned holds u8
+    // or s8 values q standing for q / src_scale (0: the source is f32).
+    float src_scale = 0.0f;
+    // Int8 inference plans: what reads the output of the layer being planned
+    // takes int8 (max pooling, then a convolution, a dense layer or the
+    // flattening of the features), so a fused ReLU may write u8.
+    bool int8_dst = false;
 
     PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
     // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.
@@ -101,10 +120,15 @@ struct Reformat {
     Call *call = nullptr;
     dnnl::memory source; // keeps the reorder's input alive
 };
-Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want);
+// With scale != 1 every value is multiplied by `scale` on the way, and a
+// change of data type rounds to nearest (ties to even) and saturates: this
+// quantizes f32 to u8/s8 (scale = the int8 scale) and dequantizes back
+// (scale = its inverse).
+Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want, float scale = 1.0f);
 // A reorder from `from` into the existing memory `to` (both kept alive by
-// their owners).
-Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to);
+// their owners), scaled as reformat() does.
+Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to,
+                   float scale = 1.0f);
 
 // Sizes the scratchpad (largest need over all calls), allocates it, and hands
 // it to every call that asked for one.

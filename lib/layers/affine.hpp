@@ -8,12 +8,20 @@
 // three passes through the BLAS instead (layers/gemm_affine.hpp), on plain
 // layouts: the model's weights and gradients are used in place, and the
 // source and diff_dst are reordered to plain where they arrive blocked.
+//
+// Int8 inference plans (PlanCtx::int8) run a calibrated layer in int8
+// (layers/quantize.hpp): u8/s8 source, s8 weights quantized per output
+// channel by prepare_weights(), f32 output or, under a fused ReLU that an
+// int8 reader follows, u8.
 #pragma once
+
+#include <cstdint>
 
 #include "core/error.hpp"
 #include "core/gemm.hpp"
 #include "layers/gemm_affine.hpp"
 #include "layers/layer.hpp"
+#include "layers/quantize.hpp"
 
 namespace dann {
 
@@ -25,6 +33,13 @@ public:
 
     void plan_forward(dnn::PlanCtx &pc, const dnnl::memory &src) override {
         shapes_ = Ops::shapes(desc_, src.get_desc().dims());
+        if (pc.int8 && !pc.training && p_.range) {
+            plan_int8(pc, src);
+            return;
+        }
+        // An int8 source (from an int8 layer before) is turned back into f32.
+        const float dequantize =
+            src.get_desc().data_type() == dnn::f32 ? 1.0f : 1.0f / pc.src_scale;
         const auto any = dnn::tag::any;
         // With pc.bf16 the forward and backward-data products take bf16
         // operands (source, weights, output gradient) and write f32. The
@@ -59,12 +74,12 @@ public:
         blas_ = gemm::use_blas(fpd_);
         fused_relu_ = pc.fuse_relu && !pc.training && !blas_;
         if (blas_) {
-            src_ = dnn::reformat(pc, src, dnn::plain(src.get_desc().dims()));
+            src_ = dnn::reformat(pc, src, dnn::plain(src.get_desc().dims()), dequantize);
             dst_ = pc.arena.make(dnn::plain(shapes_.dst));
             gemm_.plan(pc.arena, Ops::geometry(desc_, src.get_desc().dims(), shapes_));
             return;
         }
-        src_ = dnn::reformat(pc, src, fpd_.src_desc());
+        src_ = dnn::reformat(pc, src, fpd_.src_desc(), dequantize);
         weights_plain_ =
             pc.arena.view(dnn::md(shapes_.weights, dnn::f32, shapes_.weights_tag), p_.weight);
         bias_ = pc.arena.view(bias_md_, p_.bias);
@@ -80,6 +95,16 @@ public:
 
     bool fused_relu() const override { return fused_relu_; }
     bool output_reusable() const override { return true; }
+
+    void observe_range() override {
+        if (!p_.range || int8_) return;
+        QuantRange &r = *p_.range;
+        // Blocked layouts pad with zeros, which widen a range only to 0.
+        quant::widen(dnn::data_f32(src_.mem), dnn::physical_floats(src_.mem.get_desc()), r.in_min,
+                     r.in_max);
+        quant::widen(dnn::data_f32(dst_), dnn::physical_floats(dst_.get_desc()), r.out_min,
+                     r.out_max);
+    }
 
     void plan_backward(dnn::PlanCtx &pc, const dnnl::memory &diff_dst,
                        bool need_diff_src) override {
@@ -134,6 +159,13 @@ public:
     }
 
     void prepare_weights(dnn::Device &dev) override {
+        if (int8_) {
+            const int64_t oc = shapes_.weights[0];
+            quant::quantize_weights(p_.weight, p_.bias, oc, weights_q_.get_desc().get_size() / oc,
+                                    src_scale_, int8_dst_scale_,
+                                    static_cast<int8_t *>(weights_q_.get_data_handle()),
+                                    dnn::data_f32(bias_), dnn::data_f32(scales_));
+        }
         dnn::run_if(dev, weights_fwd_.call);
         dnn::run_if(dev, weights_bd_.call);
     }
@@ -167,6 +199,57 @@ public:
     }
 
 private:
+    void plan_int8(dnn::PlanCtx &pc, const dnnl::memory &src) {
+        const QuantRange &r = *p_.range;
+        const dnn::md &in = src.get_desc();
+        // An f32 source is quantized on the way in with its calibrated range;
+        // an int8 one arrives with its producer's scale.
+        dnn::dt src_dt = in.data_type();
+        float quantize = 1.0f;
+        if (src_dt == dnn::f32) {
+            const quant::Activation a = quant::activation(r.in_min, r.in_max);
+            src_dt = a.type;
+            src_scale_ = quantize = a.scale;
+        } else {
+            src_scale_ = pc.src_scale;
+        }
+        const bool u8_dst = pc.fuse_relu && pc.int8_dst && r.out_max > 0.0f;
+        int8_dst_scale_ = u8_dst ? quant::activation(0.0f, r.out_max).scale : 1.0f;
+        dst_scale_ = u8_dst ? int8_dst_scale_ : 0.0f;
+
+        const auto any = dnn::tag::any;
+        bias_md_ = dnn::plain({shapes_.weights[0]});
+        dnn::dims per_channel(shapes_.dst.size(), 1);
+        per_channel[1] = shapes_.weights[0];
+        const dnn::md scales_md = dnn::plain(per_channel);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(pc.attr.get_scratchpad_mode());
+        dnnl::post_ops ops;
+        ops.append_binary(dnnl::algorithm::binary_mul, scales_md);
+        if (pc.fuse_relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        attr.set_post_ops(ops);
+        fpd_ = typename Ops::Fwd::primitive_desc(
+            Ops::fwd_desc(dnnl::prop_kind::forward_inference, dnn::md(in.dims(), src_dt, any),
+                          dnn::md(shapes_.weights, dnn::s8, any), bias_md_,
+                          dnn::md(shapes_.dst, u8_dst ? dnn::u8 : dnn::f32, any), shapes_),
+            attr, pc.dev.eng);
+        src_ = dnn::reformat(pc, src, fpd_.src_desc(), quantize);
+        weights_q_ = pc.arena.make(dnn::md(shapes_.weights, dnn::s8, shapes_.weights_tag));
+        weights_fwd_ = dnn::reformat(pc, weights_q_, fpd_.weights_desc());
+        bias_ = pc.arena.make(bias_md_);
+        scales_ = pc.arena.make(scales_md);
+        dst_ = pc.arena.make(fpd_.dst_desc());
+        fwd_ = pc.record(typename Ops::Fwd(fpd_),
+                         {{DNNL_ARG_SRC, &src_.mem},
+                          {DNNL_ARG_WEIGHTS, &weights_fwd_.mem},
+                          {DNNL_ARG_BIAS, &bias_},
+                          {DNNL_ARG_DST, &dst_},
+                          {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, &scales_}},
+                         &fpd_);
+        fused_relu_ = pc.fuse_relu;
+        int8_ = true;
+    }
+
     dann_layer_desc desc_;
     ParamBinding p_;
     typename Ops::Shapes shapes_;
@@ -178,6 +261,12 @@ private:
     dnnl::memory src_in_, weights_plain_, bias_, grad_weights_, grad_weights_plain_, grad_bias_;
     bool blas_ = false;
     bool fused_relu_ = false;
+    // Int8: the source's scale, the output's (1 for f32), and the quantized
+    // weights (plain), bias and per-channel factors that prepare_weights()
+    // writes.
+    bool int8_ = false;
+    float src_scale_ = 1.0f, int8_dst_scale_ = 1.0f;
+    dnnl::memory weights_q_, scales_;
     GemmAffine gemm_;
     dnn::Call *fwd_ = nullptr, *bwd_weights_ = nullptr, *bwd_data_ = nullptr,
               *grad_reorder_ = nullptr;

@@ -4,18 +4,21 @@ namespace dann {
 namespace {
 
 // (N, C, H, W) in any layout -> (N, C*H*W) plain, in C*H*W order as PyTorch
-// flattens. Free when the input is already plain.
+// flattens. Free when the input is already plain. An int8 input (int8 plans)
+// comes out as f32: the features are f32 for every reader.
 class Flatten final : public Layer {
 public:
     void plan_forward(dnn::PlanCtx &pc, const dnnl::memory &src) override {
         src_dims_ = src.get_desc().dims();
-        if (src_dims_.size() == 2) {
+        const bool int8 = src.get_desc().data_type() != dnn::f32;
+        if (src_dims_.size() == 2 && !int8) {
             dst_ = src;
             return;
         }
         int64_t features = 1;
         for (size_t i = 1; i < src_dims_.size(); ++i) features *= src_dims_[i];
-        to_plain_ = dnn::reformat(pc, src, dnn::plain(src_dims_));
+        to_plain_ =
+            dnn::reformat(pc, src, dnn::plain(src_dims_), int8 ? 1.0f / pc.src_scale : 1.0f);
         dst_ = pc.arena.view(dnn::plain({src_dims_[0], features}), to_plain_.mem.get_data_handle());
     }
 

@@ -18,6 +18,14 @@ struct RunState {
     dann_domain domain = DANN_DOMAIN_TARGET; // inference batch-norm statistics
 };
 
+// What calibration (dann_context_quantize) saw of a convolution or dense
+// layer: the smallest and largest value of its input, and of its output
+// after a fused ReLU. Int8 plans take their activation scales from it.
+struct QuantRange {
+    float in_min = 0.0f, in_max = 0.0f, out_min = 0.0f, out_max = 0.0f;
+    bool seen = false;
+};
+
 // Where a layer's parameters live: the model's plain (PyTorch-layout) arrays,
 // and, in training plans, the trainer's gradient arrays in the same layout.
 struct ParamBinding {
@@ -26,6 +34,9 @@ struct ParamBinding {
     // BATCHNORM running statistics; *_target only with domain batch-norm.
     float *running_mean = nullptr, *running_var = nullptr;
     float *running_mean_target = nullptr, *running_var_target = nullptr;
+    // CONV2D and DENSE in calibration and int8 inference plans: the layer's
+    // calibrated range (written by observe_range(), read by int8 plans).
+    QuantRange *range = nullptr;
 };
 
 // How a BATCHNORM layer of this plan treats the batch.
@@ -63,11 +74,19 @@ public:
     // an elementwise layer after it may overwrite it (PlanCtx::src_reusable).
     virtual bool output_reusable() const { return false; }
 
+    // Calibration plans: widens the layer's QuantRange by the values its
+    // last forward pass read and wrote.
+    virtual void observe_range() {}
+
     const dnnl::memory &dst() const { return dst_; }
     const dnnl::memory &diff_src() const { return diff_src_; }
+    // Int8 plans: dst() holds u8 or s8 values q standing for q / dst_scale();
+    // 0 when it holds f32.
+    float dst_scale() const { return dst_scale_; }
 
 protected:
     dnnl::memory dst_, diff_src_;
+    float dst_scale_ = 0.0f;
 };
 
 std::unique_ptr<Layer> make_layer(const dann_layer_desc &desc, const ParamBinding &params,

@@ -28,7 +28,10 @@ public:
         pad_r_ = {prh, prw};
         src_ = src;
         src_reusable_ = pc.src_reusable;
-        dnn::md dst_any({s[0], s[1], oh, ow}, dnn::f32, dnn::tag::any);
+        // Int8 plans pool u8/s8 as they are: the maximum keeps the scale.
+        const dnn::dt dt = src.get_desc().data_type();
+        dst_scale_ = dt == dnn::f32 ? 0.0f : pc.src_scale;
+        dnn::md dst_any({s[0], s[1], oh, ow}, dt, dnn::tag::any);
         const auto make_pd = [&](dnnl::prop_kind pk, const dnnl::primitive_attr &attr) {
             return dnnl::pooling_forward::primitive_desc(
                 dnnl::pooling_forward::desc(pk, dnnl::algorithm::pooling_max, src.get_desc(),

@@ -27,6 +27,13 @@ public:
     // (several batches measured with one snapshot).
     void domain_probs(const dann_batch &batch, float *out, bool follow_source = true);
 
+    // Switches the context to int8 plans (dann_context_quantize): runs the
+    // model in f32 over `calibration` (checked by the caller), records the
+    // range of every convolution's and dense layer's input and output, and
+    // builds int8 plans from then on. Fails with the context unchanged.
+    void quantize(const dann_batch &calibration);
+    bool quantized() const { return calibration_ != nullptr; }
+
     const Model &model() const { return model_; }
     // The snapshot version this context last ran (0 for a plain context).
     uint64_t snapshot_version() const { return seen_; }
@@ -44,6 +51,7 @@ private:
     std::unique_ptr<Model> owned_; // the snapshot copy, when following one
     const Model &model_;
     dnn::Device dev_;
+    std::unique_ptr<Calibration> calibration_; // set once quantized
     PlanCache plans_;
 };
 

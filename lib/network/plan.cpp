@@ -22,6 +22,23 @@ ThreadScope::~ThreadScope() {
     if (saved_ > 0) omp_set_num_threads(saved_);
 }
 
+// Whether the layers from planning position `next` on read an int8 input
+// first: max pooling passes it on; a convolution or dense layer takes it (or
+// turns it back into f32 itself), and so does the flattening that ends the
+// features.
+static bool int8_reader(const std::vector<LayerSpec> &specs, const std::vector<size_t> &order,
+                        size_t next, Stack which) {
+    while (next < order.size() && specs[order[next]].desc.kind == DANN_LAYER_MAXPOOL2D) ++next;
+    if (next >= order.size()) return which == Stack::features;
+    const dann_layer_kind kind = specs[order[next]].desc.kind;
+    return kind == DANN_LAYER_CONV2D || kind == DANN_LAYER_DENSE;
+}
+
+Calibration::Calibration(const Model &m) {
+    for (const Stack s : {Stack::features, Stack::label, Stack::domain})
+        ranges[static_cast<size_t>(s)].resize(m.stack(s).size());
+}
+
 const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack which,
                                      Stack_ &out, const dnnl::memory &src,
                                      float *const *grads, const BatchSplit &split) {
@@ -49,7 +66,11 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
     for (size_t k = 0; k < order.size(); ++k) {
         const LayerSpec &spec = specs[order[k]];
         const uint64_t id = static_cast<uint64_t>(which) * 4096 + static_cast<uint64_t>(spec.index);
-        out.push_back(make_layer(spec.desc, m.binding(spec, grads), split, id));
+        ParamBinding binding = m.binding(spec, grads);
+        if (calibration_ &&
+            (spec.desc.kind == DANN_LAYER_CONV2D || spec.desc.kind == DANN_LAYER_DENSE))
+            binding.range = calibration_->at(which, spec.index);
+        out.push_back(make_layer(spec.desc, binding, split, id));
         // The previous layer of this stack says whether its output may be
         // overwritten (the stack's input never is: it may be shared).
         pc.src_reusable = out.size() > 1 && out[out.size() - 2]->output_reusable();
@@ -59,9 +80,18 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
                                spec.desc.kind == DANN_LAYER_MAXPOOL2D && k + 1 < order.size() &&
                                specs[order[k + 1]].desc.kind == DANN_LAYER_RELU;
         pc.fuse_relu = (fusable(order[k]) && order[k] == k) || pool_relu;
+        // Int8 plans: what the previous layer wrote, and whether what comes
+        // after this layer (and its fused ReLU) reads int8.
+        pc.src_scale = out.size() > 1 ? out[out.size() - 2]->dst_scale() : 0.0f;
+        if (pc.src_scale > 0.0f && spec.desc.kind != DANN_LAYER_CONV2D &&
+            spec.desc.kind != DANN_LAYER_DENSE && spec.desc.kind != DANN_LAYER_MAXPOOL2D)
+            fail(DANN_ERR_INTERNAL, "layer " + spec.name + ": planned on an int8 input");
+        pc.int8_dst = pc.int8 && int8_reader(specs, order, k + (pc.fuse_relu ? 2 : 1), which);
         out.back()->plan_forward(pc, *prev);
         pc.src_reusable = false;
         pc.fuse_relu = false;
+        pc.int8_dst = false;
+        pc.src_scale = 0.0f;
         if (out.back()->fused_relu()) ++k; // the ReLU that follows is done
         prev = &out.back()->dst();
         // The planned output must be what the model validated.
@@ -88,14 +118,19 @@ const dnnl::memory &Plan::plan_stack_backward(dnn::PlanCtx &pc, Stack_ &layers,
     return *diff;
 }
 
-Plan::Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads)
+Plan::Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads,
+           Calibration *calibration)
     : dev_(dev), shape_(shape), ns_(shape.n_source), nt_(shape.n_target),
-      training_(shape.kind != PlanKind::inference), arena_(dev) {
+      training_(shape.kind != PlanKind::inference), arena_(dev),
+      calibration_(training_ ? nullptr : calibration) {
     const int64_t n = ns_ + nt_;
     const bool statistics = shape.kind == PlanKind::statistics;
     dnn::PlanCtx pc(dev_, arena_, calls_, training_);
     pc.statistics_only = statistics;
     pc.bf16 = shape.bf16 && shape.kind == PlanKind::train;
+    pc.int8 = shape.int8 && !training_;
+    if (pc.int8 && !calibration_)
+        fail(DANN_ERR_INTERNAL, "an int8 plan needs a calibration");
     input_ = arena_.make(dnn::plain({n, m.in_c, m.in_h, m.in_w}));
 
     const bool adversarial = shape.kind == PlanKind::train && nt_ > 0;
@@ -108,8 +143,10 @@ Plan::Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *cons
     // Features, always ending flattened to a plain (N, F) matrix.
     const dnnl::memory &conv_out =
         plan_stack(pc, m, Stack::features, features_, input_, grads, split);
+    pc.src_scale = features_.empty() ? 0.0f : features_.back()->dst_scale();
     features_.push_back(make_flatten());
     features_.back()->plan_forward(pc, conv_out);
+    pc.src_scale = 0.0f;
     const dnnl::memory &feat = features_.back()->dst();
 
     // The label head sees only the source rows, which come first, unless the
@@ -167,6 +204,11 @@ void Plan::predict(const RunState &rs, bool with_domain) {
     dnn::wait(dev_);
 }
 
+void Plan::observe_ranges() {
+    for (auto *stack : {&features_, &label_, &domain_})
+        for (auto &l : *stack) l->observe_range();
+}
+
 void Plan::run_features(const RunState &rs) {
     for (auto &l : features_) l->forward(dev_, rs);
     dnn::wait(dev_);
@@ -212,7 +254,7 @@ void Plan::commit_statistics(float momentum) {
 namespace dann {
 
 Plan &PlanCache::get(const Model &m, dnn::Device &dev, const PlanShape &shape,
-                     float *const *grads) {
+                     float *const *grads, Calibration *calibration) {
     for (size_t i = 0; i < plans_.size(); ++i) {
         Plan &p = *plans_[i];
         if (p.shape() == shape) {
@@ -224,7 +266,7 @@ Plan &PlanCache::get(const Model &m, dnn::Device &dev, const PlanShape &shape,
             return *plans_.back();
         }
     }
-    auto plan = std::make_unique<Plan>(m, dev, shape, grads);
+    auto plan = std::make_unique<Plan>(m, dev, shape, grads, calibration);
     if (plans_.size() == kMaxPlans) plans_.erase(plans_.begin());
     plans_.push_back(std::move(plan));
     return *plans_.back();

@@ -29,17 +29,32 @@ struct PlanShape {
     PlanKind kind = PlanKind::inference;
     bool entropy = false; // train: the label head also runs on the target rows
     bool bf16 = false;    // train: bf16 products (dnn::PlanCtx::bf16)
+    bool int8 = false;    // inference: int8 layers (dnn::PlanCtx::int8)
     bool operator==(const PlanShape &o) const {
         return n_source == o.n_source && n_target == o.n_target && kind == o.kind &&
-               entropy == o.entropy && bf16 == o.bf16;
+               entropy == o.entropy && bf16 == o.bf16 && int8 == o.int8;
     }
+};
+
+// The calibrated ranges of a model's convolution and dense layers
+// (dann_context_quantize), by stack and position in the stack. An inference
+// plan given one records into it (Plan::observe_ranges) or, with
+// PlanShape::int8, takes its activation scales from it.
+struct Calibration {
+    explicit Calibration(const Model &m);
+    QuantRange *at(Stack s, int index) {
+        return &ranges[static_cast<size_t>(s)][static_cast<size_t>(index)];
+    }
+    std::vector<QuantRange> ranges[3];
 };
 
 class Plan {
 public:
     // Training plans take the trainer's gradient arrays (one per parameter,
-    // nullptr for non-trainable ones); other plans pass nullptr.
-    Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads);
+    // nullptr for non-trainable ones); other plans pass nullptr. Inference
+    // plans may take a calibration (which must outlive them).
+    Plan(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads,
+         Calibration *calibration = nullptr);
 
     const PlanShape &shape() const { return shape_; }
     float *input() const { return dnn::data_f32(input_); } // plain NCHW, N rows
@@ -54,6 +69,9 @@ public:
     // Inference: the features of the last predict(), plain (N, F).
     const float *features() const { return dnn::data_f32(features_.back()->dst()); }
     void run_features(const RunState &rs);
+    // Inference with a calibration, not int8: widens its ranges by what the
+    // last predict() saw.
+    void observe_ranges();
 
     // Training.
     Losses forward(const RunState &rs, const int32_t *labels, float entropy_weight);
@@ -91,6 +109,7 @@ private:
     GradientReversal grl_;
     dnn::Reformat domain_out_;
     bool has_domain_ = false;
+    Calibration *calibration_ = nullptr;
 };
 
 // Sets the OpenMP thread count for the duration of one call, then restores the
@@ -114,7 +133,9 @@ namespace dann {
 // batch shape builds a plan (allocation happens here, and only here).
 class PlanCache {
 public:
-    Plan &get(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads);
+    Plan &get(const Model &m, dnn::Device &dev, const PlanShape &shape, float *const *grads,
+              Calibration *calibration = nullptr);
+    void clear() { plans_.clear(); }
     size_t bytes() const {
         size_t total = 0;
         for (const auto &p : plans_) total += p->bytes();

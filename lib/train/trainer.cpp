@@ -29,6 +29,10 @@ void check_train_params(const dann_train_params &p, const std::string &prefix) {
     if (!(p.entropy_weight >= 0.0f && std::isfinite(p.entropy_weight)))
         fail(DANN_ERR_INVALID_ARGUMENT, prefix + "entropy_weight must be finite and >= 0");
     const int precision = raw_enum(p.precision);
+    if (precision == DANN_PRECISION_INT8)
+        fail(DANN_ERR_INVALID_ARGUMENT,
+             prefix + "precision: DANN_PRECISION_INT8 is for inference only (see "
+                      "dann_context_quantize); training runs in f32 or bf16");
     if (precision != DANN_PRECISION_F32 && precision != DANN_PRECISION_BF16)
         fail(DANN_ERR_INVALID_ARGUMENT,
              prefix + "precision: unknown precision " + std::to_string(precision));

@@ -401,6 +401,29 @@ TEST_CASE("prediction allocates nothing in dann's own code") {
             });
         }
     }
+    SUBCASE("MNIST preset, int8 (dann_context_quantize)") {
+        if (!dann_precision_supported(DANN_PRECISION_INT8)) {
+            MESSAGE("int8 inference is not supported on this CPU: skipped");
+            return;
+        }
+        Model m = mnist();
+        Context c = context(m.get());
+        const std::vector<uint8_t> cal = pixels(32 * 28 * 28 * 3, 67);
+        const dann_batch cb = dann_batch_u8_hwc(cal.data(), 32, 28, 28, 3);
+        require_ok(dann_context_quantize(c.get(), &cb));
+        for (size_t n : {size_t{1}, size_t{64}}) {
+            const std::vector<uint8_t> x = pixels(n * 28 * 28 * 3, 11);
+            const dann_batch b = dann_batch_u8_hwc(x.data(), n, 28, 28, 3);
+            std::vector<float> probs(n * 10), domain(n), f(n * 768);
+            const std::string what = "predict MNIST int8 batch " + std::to_string(n);
+            CHECK_NO_DANN_ALLOCATIONS(what.c_str(), [&] {
+                return dann_predict(c.get(), &b, probs.data(), probs.size(), domain.data(), domain.size());
+            });
+            const std::string fwhat = "features MNIST int8 batch " + std::to_string(n);
+            CHECK_NO_DANN_ALLOCATIONS(fwhat.c_str(),
+                                      [&] { return dann_features(c.get(), &b, f.data(), f.size()); });
+        }
+    }
     SUBCASE("conv net with domain batch-norm") {
         Model m = conv_bn();
         Context c = context(m.get());
