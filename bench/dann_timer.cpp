@@ -6,7 +6,9 @@
 //       per-call times (ms) of a DANN training step (64 source + 64 target,
 //       SGD momentum 0.9, lr 0.01, lambda 0.1) and of predictions at batch 1
 //       and 256, on the MNIST preset.
-//       --bf16: the training step with DANN_PRECISION_BF16.
+//       --bf16: the training step with DANN_PRECISION_BF16; --int8: the
+//       predictions on a context quantized (dann_context_quantize) with 256
+//       other images of the same kind.
 //   dann_timer caps                     which precisions this CPU runs natively
 //   dann_timer save PATH                write an MNIST preset model (seed 7)
 //   dann_timer adapt PATH N --threads T [--adapter]
@@ -92,6 +94,7 @@ int cmd_time(int argc, char **argv) {
     const int p256_iters = int_arg(argc, argv, "--predict256-iters", 20);
     const int warmup = int_arg(argc, argv, "--warmup", 3);
     const bool bf16 = has_flag(argc, argv, "--bf16");
+    const bool int8 = has_flag(argc, argv, "--int8");
 
     dann_model *m = nullptr;
     check(dann_model_create_preset(DANN_PRESET_MNIST, 7, &m), "create");
@@ -100,6 +103,11 @@ int cmd_time(int argc, char **argv) {
     // Predictions first, on the initial weights; then training.
     dann_context *ctx = nullptr;
     check(dann_context_create(m, &ctx), "context");
+    if (int8) {
+        const std::vector<float> calib = random_images(256, 21, 0.5f);
+        dann_batch cb = dann_batch_f32_nchw(calib.data(), 256, kC, kH, kW);
+        check(dann_context_quantize(ctx, &cb), "quantize");
+    }
     const std::vector<float> images = random_images(256, 11, 0.5f);
     std::vector<float> probs(256 * kClasses);
     std::vector<double> p1, p256, step;
@@ -216,7 +224,8 @@ int cmd_first_predict(const char *path, int argc, char **argv) {
 }
 
 int cmd_caps() {
-    std::printf("{\"bf16\": %d}\n", dann_precision_supported(DANN_PRECISION_BF16));
+    std::printf("{\"bf16\": %d, \"int8\": %d}\n", dann_precision_supported(DANN_PRECISION_BF16),
+                dann_precision_supported(DANN_PRECISION_INT8));
     return 0;
 }
 
@@ -231,7 +240,7 @@ int main(int argc, char **argv) {
     if (mode == "first-predict" && argc > 2) return cmd_first_predict(argv[2], argc, argv);
     std::fprintf(stderr,
                  "usage: dann_timer time --threads T [--step-iters K] [--predict1-iters M] "
-                 "[--predict256-iters J] [--warmup W] [--bf16]\n"
+                 "[--predict256-iters J] [--warmup W] [--bf16] [--int8]\n"
                  "       dann_timer caps\n"
                  "       dann_timer save PATH\n"
                  "       dann_timer adapt PATH N --threads T [--adapter]\n"

@@ -3,8 +3,9 @@
 
 Variants:
   dann        bench/dann_timer (the public C API)
-  dann_bf16   the same with bf16 training steps (DANN_PRECISION_BF16), where
-              the CPU has AVX512-BF16 or AMX; its predictions are f32 as dann's
+  dann_fast   the same with bf16 training steps (DANN_PRECISION_BF16) and int8
+              predictions (dann_context_quantize), where the CPU runs them
+              natively (AVX512-BF16 or AMX; VNNI or AMX)
   torch       PyTorch as installed: nn.Linear through the system's libblas.so.3
   torch_conv  PyTorch with every fully connected layer written as a 1x1
               convolution, so that it runs on oneDNN as the convolutions do
@@ -36,6 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VARIANTS = ["dann", "torch", "torch_conv"]
+FAST_FLAGS = []  # dann_timer flags of the dann_fast variant (set from its caps)
 BATCH_SRC, BATCH_TGT, LAMBDA, LR = 64, 64, 0.1, 0.01
 
 
@@ -192,7 +194,7 @@ def env_for(threads):
 
 def worker_cmd(variant, mode, a, threads, extra=()):
     if variant.startswith("dann"):
-        flags = ["--bf16"] if variant == "dann_bf16" else []
+        flags = FAST_FLAGS if variant == "dann_fast" else []
         return [a.dann_timer, mode] + list(extra) + ["--threads", str(threads)] + flags
     return [sys.executable, os.path.abspath(__file__), "--worker", mode, "--variant", variant,
             "--threads", str(threads)] + list(extra)
@@ -305,10 +307,11 @@ def main():
              else ["--step-iters", "20", "--predict1-iters", "300", "--predict256-iters", "20"])
     adapt_steps = 5 if a.quick else a.adapt_steps
 
-    global VARIANTS
+    global VARIANTS, FAST_FLAGS
     caps, _, _ = run_json([a.dann_timer, "caps"], 1)
-    if caps.get("bf16"):
-        VARIANTS = ["dann", "dann_bf16", "torch", "torch_conv"]
+    FAST_FLAGS = (["--bf16"] if caps.get("bf16") else []) + (["--int8"] if caps.get("int8") else [])
+    if FAST_FLAGS:
+        VARIANTS = ["dann", "dann_fast", "torch", "torch_conv"]
     info = machine()
     info["dann_caps"] = caps
     info["load_start"] = os.getloadavg()
@@ -411,13 +414,13 @@ def main():
 
         d = vals.get("dann")
         ratio, adv = advantage(d)
-        d16 = vals.get("dann_bf16")
-        _, adv16 = advantage(d16)
+        dfast = vals.get("dann_fast")
+        _, adv_fast = advantage(dfast)
         rows.append({"figure": name, "threads": t, "unit": unit, "dann": d,
-                     "dann_bf16": d16, "torch": vals.get("torch"),
+                     "dann_fast": dfast, "torch": vals.get("torch"),
                      "torch_conv": vals.get("torch_conv"), "best_torch": best,
                      "dann_over_best_torch": ratio, "dann_advantage": adv,
-                     "dann_bf16_advantage": adv16})
+                     "dann_fast_advantage": adv_fast})
 
     for t in threads:
         tm = {v: results["timing"].get("%d/%s" % (t, v)) for v in VARIANTS}
@@ -425,11 +428,9 @@ def main():
             continue
         pick = lambda k: {v: (x[k] if x else None) for v, x in tm.items()}
         row("train step 64+64", t, pick("step_ms"), False, "ms")
-        # dann_bf16 differs from dann in training only.
-        no16 = lambda vals: {v: x for v, x in vals.items() if v != "dann_bf16"}
-        row("predict batch 1, median", t, no16(pick("predict1_ms")), False, "ms")
-        row("predict batch 1, p99", t, no16(pick("predict1_p99_ms")), False, "ms")
-        row("predict batch 256", t, no16(pick("predict256_img_s")), True, "img/s")
+        row("predict batch 1, median", t, pick("predict1_ms"), False, "ms")
+        row("predict batch 1, p99", t, pick("predict1_p99_ms"), False, "ms")
+        row("predict batch 256", t, pick("predict256_img_s"), True, "img/s")
     if results["rss_kib"]:
         rk = results["rss_kib"]
         row("peak RSS, %d steps" % results["rss_steps"], results["rss_threads"],
@@ -444,17 +445,18 @@ def main():
     results["load_max_seen"] = max(loads) if loads else None
 
     print()
-    print("| figure | thr | dann | dann bf16 | torch | torch_conv | dann / best torch | "
-          "dann advantage | dann bf16 advantage |")
+    fast = "dann %s" % "/".join(f.lstrip("-") for f in FAST_FLAGS) if FAST_FLAGS else "dann fast"
+    print("| figure | thr | dann | %s | torch | torch_conv | dann / best torch | "
+          "dann advantage | %s advantage |" % (fast, fast))
     print("|---|---|---|---|---|---|---|---|---|")
     for r_ in rows:
         u = " " + r_["unit"]
         print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-            r_["figure"], r_["threads"], fmt(r_["dann"], u), fmt(r_["dann_bf16"], u),
+            r_["figure"], r_["threads"], fmt(r_["dann"], u), fmt(r_["dann_fast"], u),
             fmt(r_["torch"], u), fmt(r_["torch_conv"], u),
             "-" if r_["dann_over_best_torch"] is None else "%.3f" % r_["dann_over_best_torch"],
             "-" if r_["dann_advantage"] is None else "%.2fx" % r_["dann_advantage"],
-            "-" if r_["dann_bf16_advantage"] is None else "%.2fx" % r_["dann_bf16_advantage"]))
+            "-" if r_["dann_fast_advantage"] is None else "%.2fx" % r_["dann_fast_advantage"]))
     print()
     print("dann advantage: how many times better dann is than the better PyTorch variant "
           "(> 1: dann wins). Load average at start %.2f, at end %.2f, highest seen before a "
