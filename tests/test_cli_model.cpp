@@ -181,6 +181,34 @@ TEST_CASE("dann train --replay caps K at the source set, takes float features as
     CHECK(r.err.find("--replay") != std::string::npos);
 }
 
+TEST_CASE("dann eval --int8 calibrates on unlabelled samples and scores the int8 predictions") {
+    Data d;
+    const Run t = d.train("images", "image-labels", "m.dann", {"--seed", "5"});
+    REQUIRE_MESSAGE(t.rc == 0, t.err);
+    const std::vector<std::string> base = {"--model", d.dir.file("m.dann"), "--images",
+                                           d.dir.file("images"), "--labels",
+                                           d.dir.file("image-labels"), "--threads", "1", "--json"};
+    const Run f32 = run(dann::tool::cmd_eval, base);
+    REQUIRE_MESSAGE(f32.rc == 0, f32.err);
+    std::vector<std::string> words = base;
+    words.insert(words.end(), {"--int8", d.dir.file("images"), "--int8-count", "16"});
+    const Run int8 = run(dann::tool::cmd_eval, words);
+    if (!dann_precision_supported(DANN_PRECISION_INT8)) {
+        CHECK(int8.rc != 0);
+        CHECK(int8.err.find("int8") != std::string::npos);
+        return;
+    }
+    REQUIRE_MESSAGE(int8.rc == 0, int8.err);
+    CHECK(last_line(int8.out).find("\"accuracy\"") != std::string::npos);
+    CHECK(last_line(int8.out).find("\"n\": 40") != std::string::npos);
+    // Calibration samples of another shape are refused, naming them.
+    words = base;
+    words.insert(words.end(), {"--int8", d.dir.file("features")});
+    const Run bad = run(dann::tool::cmd_eval, words);
+    CHECK(bad.rc != 0);
+    CHECK(bad.err.find("calibration") != std::string::npos);
+}
+
 TEST_CASE("dann info shows the format version, the sections with their checksums, the replay set and the optimizer state") {
     Data d;
     REQUIRE(d.train("images", "image-labels", "m.dann", {"--replay", "10"}).rc == 0);

@@ -1,4 +1,5 @@
 // dann eval: accuracy of a saved model on labelled samples.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ int eval(int argc, char **argv) {
                 "target")
         .option("--batch", "N", "samples per inference call", "256")
         .option("--threads", "T", "CPU threads (0: OpenMP's default)", "0")
+        .option("--int8", "F",
+                "predict in int8 (CPUs with VNNI or AMX), calibrated on these unlabelled "
+                "samples (IDX, same kind as --images; e.g. target training images)")
+        .option("--int8-count", "N", "calibrate on the first N samples of --int8", "1000")
         .flag("--per-class", "also report the accuracy of each class")
         .flag("--json", "print {\"accuracy\": A, \"n\": N} as the last line of stdout");
     if (!args.parse(argc, argv)) return 0;
@@ -43,6 +48,18 @@ int eval(int argc, char **argv) {
     const dann_model_info info = model_info(model.get());
     check_input(info, data, images);
     check_labels(data, info.num_classes, args.get("--labels"));
+    Dataset calibration;
+    if (args.has("--int8")) {
+        if (!dann_precision_supported(DANN_PRECISION_INT8))
+            throw UsageError("--int8: this CPU has no int8 dot products (AVX512-VNNI, AVX-VNNI or "
+                             "AMX), or ONEDNN_MAX_CPU_ISA excludes them");
+        const std::string path = args.get("--int8");
+        calibration = load_dataset(path, "");
+        const size_t count = static_cast<size_t>(args.get_int("--int8-count", 1000, 1, 1 << 30));
+        if (calibration.n == 0) throw CommandError(path + " holds no samples");
+        calibration.n = std::min(calibration.n, count);
+        options.int8_calibration = &calibration;
+    }
     const Predictions p = predict_all(model.get(), data, options, images);
 
     size_t correct = 0;

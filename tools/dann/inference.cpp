@@ -42,6 +42,12 @@ Predictions predict_all(const dann_model *model, const Dataset &data, const Pred
     check_dann(dann_context_create(model, &raw), "cannot create an inference context");
     std::unique_ptr<dann_context, void (*)(dann_context *)> ctx(raw, dann_context_destroy);
     check_dann(dann_context_set_domain(ctx.get(), options.domain), "cannot select the domain");
+    if (options.int8_calibration) {
+        const Dataset &calibration = *options.int8_calibration;
+        check_input(info, calibration, "calibration samples");
+        const dann_batch all = batch_view(calibration, 0, calibration.n);
+        check_dann(dann_context_quantize(ctx.get(), &all), "cannot quantize to int8");
+    }
 
     const size_t classes = static_cast<size_t>(info.num_classes);
     Progress progress(options.label, static_cast<int64_t>(data.n), "samples",

@@ -31,6 +31,9 @@ struct PredictOptions {
     bool domain_probs = false;
     bool progress = true; // a progress line for large sets
     std::string label = "predict";
+    // When set: the context is quantized to int8 (dann_context_quantize)
+    // with these unlabelled samples before predicting.
+    const Dataset *int8_calibration = nullptr;
 };
 
 // Class probabilities for every sample of `data`, in batches, through one
