@@ -191,99 +191,138 @@ private:
     // output value's window; kMasked where a fused ReLU passes no gradient.
     static constexpr uint8_t kMasked = 255;
 
-    // L lanes per position: channel blocks of L (lane stride 1), or L = 1
-    // for plain layouts (the channel is then part of the position). With
-    // Relu the output is max(window maximum, 0) and a gradient passes only
-    // where it is positive, as ReLU's backward (PyTorch's: x > 0) lets it.
+    // One (sample, channel block) of the forward pass. L lanes per position:
+    // channel blocks of L (lane stride 1), or L = 1 for plain layouts (the
+    // channel is then part of the position). With Relu the output is
+    // max(window maximum, 0) and the position is kMasked where that is not
+    // positive: ReLU's backward (PyTorch's: x > 0) passes nothing there.
+    // Everything arrives by value, so that the byte stores of `where` cannot
+    // alias it and the lanes vectorise. K2: 2 x 2 windows, unrolled.
+    template <int L, bool Relu, bool K2>
+    static void pool_block(const float *__restrict src, float *__restrict dst,
+                           uint8_t *__restrict where, Strides si, Strides so, int64_t oh,
+                           int64_t ow, int64_t kh, int64_t kw) {
+        for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) {
+                const float *__restrict in = src + oy * kh * si.h + ox * kw * si.w;
+                float *__restrict out = dst + oy * so.h + ox * so.w;
+                uint8_t *__restrict pos = where + oy * so.h + ox * so.w;
+#pragma omp simd
+                for (int l = 0; l < L; ++l) {
+                    float m;
+                    int at;
+                    if constexpr (K2) {
+                        // The maximum first, then the first position holding
+                        // it: the same as a strictly-greater scan.
+                        const float v0 = in[l], v1 = in[si.w + l], v2 = in[si.h + l],
+                                    v3 = in[si.h + si.w + l];
+                        const float a = v1 > v0 ? v1 : v0, c = v3 > v2 ? v3 : v2;
+                        m = c > a ? c : a;
+                        at = v0 == m ? 0 : v1 == m ? 1 : v2 == m ? 2 : 3;
+                    } else {
+                        m = in[l];
+                        at = 0;
+                        int k = 0;
+                        for (int64_t y = 0; y < kh; ++y)
+                            for (int64_t x = 0; x < kw; ++x, ++k) {
+                                const float v = in[y * si.h + x * si.w + l];
+                                const bool take = v > m; // ties keep the first
+                                m = take ? v : m;
+                                at = take ? k : at;
+                            }
+                    }
+                    const bool pass = !Relu || m > 0.0f;
+                    out[l] = pass ? m : 0.0f;
+                    pos[l] = static_cast<uint8_t>(pass ? at : kMasked);
+                }
+            }
+    }
+
     template <int L, bool Relu>
     void pool(const Geometry &g) {
-        const float *__restrict src = dnn::data_f32(src_);
-        float *__restrict dst = dnn::data_f32(dst_);
-        uint8_t *__restrict where = static_cast<uint8_t *>(where_.data());
-        const int64_t blocks = g.blocks, oh = g.oh, ow = g.ow, kh = g.kh, kw = g.kw;
-        const Strides si = g.src, so = g.dst;
-        const int64_t outer = g.batch * blocks;
+        const float *src = dnn::data_f32(src_);
+        float *dst = dnn::data_f32(dst_);
+        uint8_t *where = static_cast<uint8_t *>(where_.data());
+        const int64_t blocks = g.blocks;
+        const bool k2 = g.kh == 2 && g.kw == 2;
+        const Geometry geo = g;
 #pragma omp parallel for schedule(static)
-        for (int64_t nb = 0; nb < outer; ++nb) {
+        for (int64_t nb = 0; nb < geo.batch * blocks; ++nb) {
             const int64_t n = nb / blocks, b = nb % blocks;
-            for (int64_t oy = 0; oy < oh; ++oy)
-                for (int64_t ox = 0; ox < ow; ++ox) {
-                    const int64_t o = n * so.n + b * so.cb + oy * so.h + ox * so.w;
-                    const int64_t i0 = n * si.n + b * si.cb + oy * kh * si.h + ox * kw * si.w;
-                    float m[L];
-                    uint32_t at[L];
+            const int64_t i0 = n * geo.src.n + b * geo.src.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
+            if (k2)
+                pool_block<L, Relu, true>(src + i0, dst + o0, where + o0, geo.src, geo.dst, geo.oh,
+                                          geo.ow, 2, 2);
+            else
+                pool_block<L, Relu, false>(src + i0, dst + o0, where + o0, geo.src, geo.dst,
+                                           geo.oh, geo.ow, geo.kh, geo.kw);
+        }
+    }
+
+    // One (sample, channel block) of the backward pass: each output
+    // gradient to the window position kept by the forward pass, 0 to every
+    // other position. `live` lanes hold channels (the last block may be
+    // padded).
+    template <int L, bool K2>
+    static void route_block(const float *__restrict dd, const uint8_t *__restrict where,
+                            float *__restrict ds, Strides si, Strides so, int64_t oh, int64_t ow,
+                            int64_t kh, int64_t kw, int live) {
+        for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) {
+                float *__restrict in = ds + oy * kh * si.h + ox * kw * si.w;
+                const float *__restrict grad_at = dd + oy * so.h + ox * so.w;
+                const uint8_t *__restrict pos = where + oy * so.h + ox * so.w;
 #pragma omp simd
-                    for (int l = 0; l < L; ++l) {
-                        m[l] = src[i0 + l];
-                        at[l] = 0;
-                    }
-                    uint32_t k = 0;
-                    for (int64_t y = 0; y < kh; ++y)
-                        for (int64_t x = 0; x < kw; ++x, ++k) {
-                            if (k == 0) continue;
-                            const int64_t i = i0 + y * si.h + x * si.w;
-#pragma omp simd
-                            for (int l = 0; l < L; ++l) {
-                                // Strictly greater: ties keep the first.
-                                const bool take = src[i + l] > m[l];
-                                m[l] = take ? src[i + l] : m[l];
-                                at[l] = take ? k : at[l];
-                            }
-                        }
-#pragma omp simd
-                    for (int l = 0; l < L; ++l) {
-                        const bool pass = !Relu || m[l] > 0.0f;
-                        dst[o + l] = pass ? m[l] : 0.0f;
-                        where[o + l] = static_cast<uint8_t>(pass ? at[l] : kMasked);
+                for (int l = 0; l < L; ++l) {
+                    // Loaded unconditionally (padded lanes exist in memory),
+                    // selected before any store: this form vectorises.
+                    const float loaded = grad_at[l];
+                    const float grad = l < live ? loaded : 0.0f;
+                    const uint32_t at = pos[l];
+                    if constexpr (K2) {
+                        const float a0 = at == 0u ? grad : 0.0f, a1 = at == 1u ? grad : 0.0f;
+                        const float a2 = at == 2u ? grad : 0.0f, a3 = at == 3u ? grad : 0.0f;
+                        in[l] = a0;
+                        in[si.w + l] = a1;
+                        in[si.h + l] = a2;
+                        in[si.h + si.w + l] = a3;
+                    } else {
+                        uint32_t k = 0;
+                        for (int64_t y = 0; y < kh; ++y)
+                            for (int64_t x = 0; x < kw; ++x, ++k)
+                                in[y * si.h + x * si.w + l] = at == k ? grad : 0.0f;
                     }
                 }
+            }
+    }
+
+    template <int L>
+    void route(float *ds) const {
+        const Geometry geo = geo_;
+        const uint8_t *where = static_cast<const uint8_t *>(where_.data());
+        const float *dd = dnn::data_f32(diff_dst_.mem);
+        const int64_t blocks = geo.blocks;
+        const bool k2 = geo.kh == 2 && geo.kw == 2;
+#pragma omp parallel for schedule(static)
+        for (int64_t nb = 0; nb < geo.batch * blocks; ++nb) {
+            const int64_t n = nb / blocks, b = nb % blocks;
+            const int64_t i0 = n * geo.src.n + b * geo.src.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
+            const int live = L == 1 ? 1 : static_cast<int>(std::min<int64_t>(L, geo.channels - b * L));
+            if (k2)
+                route_block<L, true>(dd + o0, where + o0, ds + i0, geo.src, geo.dst, geo.oh, geo.ow,
+                                     2, 2, live);
+            else
+                route_block<L, false>(dd + o0, where + o0, ds + i0, geo.src, geo.dst, geo.oh,
+                                      geo.ow, geo.kh, geo.kw, live);
         }
     }
 
     void route_gradients() const {
-        const Geometry &g = geo_;
         float *ds = dnn::data_f32(diff_src_);
-        if (!g.full_cover) std::memset(ds, 0, diff_src_.get_desc().get_size());
-        if (g.block == 16) route<16>(g, ds);
-        else if (g.block == 8) route<8>(g, ds);
-        else route<1>(g, ds);
-    }
-
-    // Each output gradient to the window position kept by the forward
-    // pass; every other input position gets 0.
-    template <int L>
-    void route(const Geometry &g, float *__restrict ds) const {
-        const uint8_t *__restrict where = static_cast<const uint8_t *>(where_.data());
-        const float *__restrict dd = dnn::data_f32(diff_dst_.mem);
-        const int64_t blocks = g.blocks, channels = g.channels, oh = g.oh, ow = g.ow;
-        const int64_t kh = g.kh, kw = g.kw;
-        const Strides si = g.src, so = g.dst;
-        const int64_t outer = g.batch * blocks;
-#pragma omp parallel for schedule(static)
-        for (int64_t nb = 0; nb < outer; ++nb) {
-            const int64_t n = nb / blocks, b = nb % blocks;
-            // Channels of this block that exist (the last block may be padded).
-            const int64_t live = L == 1 ? 1 : std::min<int64_t>(L, channels - b * L);
-            for (int64_t oy = 0; oy < oh; ++oy)
-                for (int64_t ox = 0; ox < ow; ++ox) {
-                    const int64_t o = n * so.n + b * so.cb + oy * so.h + ox * so.w;
-                    const int64_t i0 = n * si.n + b * si.cb + oy * kh * si.h + ox * kw * si.w;
-                    float grad[L];
-                    uint32_t at[L];
-#pragma omp simd
-                    for (int l = 0; l < L; ++l) {
-                        grad[l] = l < live ? dd[o + l] : 0.0f;
-                        at[l] = where[o + l];
-                    }
-                    uint32_t k = 0;
-                    for (int64_t y = 0; y < kh; ++y)
-                        for (int64_t x = 0; x < kw; ++x, ++k) {
-                            const int64_t i = i0 + y * si.h + x * si.w;
-#pragma omp simd
-                            for (int l = 0; l < L; ++l) ds[i + l] = at[l] == k ? grad[l] : 0.0f;
-                        }
-                }
-        }
+        if (!geo_.full_cover) std::memset(ds, 0, diff_src_.get_desc().get_size());
+        if (geo_.block == 16) route<16>(ds);
+        else if (geo_.block == 8) route<8>(ds);
+        else route<1>(ds);
     }
 
     dann_layer_desc desc_;
