@@ -191,7 +191,10 @@ void Trainer::check_gradients(bool adversarial) const {
         const Param &p = model_.params[i];
         if (!updates(i, adversarial)) continue;
         const float *g = grad_ptrs_[i];
+        // g * 0 is 0 for finite g and NaN otherwise: the sum is NaN exactly
+        // when some gradient is not finite, in any order of summation.
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (size_t k = 0; k < p.numel; ++k) sum += g[k] * 0.0f;
         if (!std::isfinite(sum))
             fail(DANN_ERR_NUMERIC, "step rejected: the gradient of " + p.name +
