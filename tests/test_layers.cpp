@@ -30,6 +30,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -287,6 +288,72 @@ TEST_CASE("Convolution matches the scalar reference for a single input channel")
     FOR_BOTH_LAYOUTS(blocked);
     check_against_reference(layout_label("conv 1 channel k3 s1 p0", blocked), p, training(blocked), kLinearTol,
                             kLinearTol);
+}
+
+// bf16 training plans: every operand (source, weights, output gradient) is
+// made exactly representable in bf16, so the products are exact and only the
+// f32 sums differ from the reference: the linear tolerance holds, while a
+// wrong index or layout in the transposed backward products (ConvBf16Backward)
+// or in the bias sums gives errors of order 0.1. The cases cover that path
+// (unit strides, >= 16 channels; output channels that do not fill a
+// 16-channel block; padding) and the ones that keep oneDNN's own backward
+// (3 input channels; stride 2), with the source and output gradient plain,
+// blocked and NHWC.
+namespace {
+
+std::vector<float> bf16_exact(std::vector<float> v) {
+    for (float &x : v) {
+        uint32_t u;
+        std::memcpy(&u, &x, sizeof u);
+        u &= 0xffff0000u;
+        std::memcpy(&x, &u, sizeof u);
+    }
+    return v;
+}
+
+void check_bf16_conv(const std::string &label, const dann_layer_desc &layer, const std::vector<int> &dims,
+                     uint64_t seed) {
+    Problem p = make_problem(layer, dims, Fill::uniform, seed);
+    p.src = bf16_exact(p.src);
+    for (auto &t : p.params) t = bf16_exact(t);
+    p.diff_dst = bf16_exact(p.diff_dst);
+    LayerOptions o = training();
+    o.bf16 = true;
+    std::string layout = " plain";
+    SUBCASE("plain") {}
+    SUBCASE("blocked") {
+        o.blocked_input = true;
+        layout = " blocked";
+    }
+    SUBCASE("nhwc") {
+        o.nhwc_input = true;
+        layout = " nhwc";
+    }
+    check_against_reference(label + layout, p, o, kLinearTol, kLinearTol);
+}
+
+} // namespace
+
+TEST_CASE("bf16 convolutions match the scalar reference on bf16-exact values") {
+    if (!dann_precision_supported(DANN_PRECISION_BF16)) {
+        MESSAGE("bf16 is not supported on this CPU: skipped");
+        return;
+    }
+    SUBCASE("kernel 5, no padding, 32 -> 24 channels (transposed backward)") {
+        check_bf16_conv("bf16 conv k5 p0 32->24", conv(24, 5, 5, 1, 1, 0, 0), {4, 32, 12, 12}, 131);
+    }
+    SUBCASE("kernel 3, padding 1, 16 -> 20 channels (transposed backward)") {
+        check_bf16_conv("bf16 conv k3 p1 16->20", conv(20, 3, 3, 1, 1, 1, 1), {3, 16, 7, 7}, 132);
+    }
+    SUBCASE("rectangular 3x5 kernel, padding 2x1 (transposed backward)") {
+        check_bf16_conv("bf16 conv k3x5 p2x1 17->16", conv(16, 3, 5, 1, 1, 2, 1), {2, 17, 6, 8}, 133);
+    }
+    SUBCASE("3 input channels (the layer stays f32)") {
+        check_bf16_conv("bf16 conv k5 3->32", conv(32, 5, 5, 1, 1, 0, 0), {2, 3, 10, 10}, 134);
+    }
+    SUBCASE("stride 2 (oneDNN's backward)") {
+        check_bf16_conv("bf16 conv k3 s2 16->16", conv(16, 3, 3, 2, 2, 1, 1), {2, 16, 9, 9}, 135);
+    }
 }
 
 TEST_CASE("Convolution with kernel 3, stride 2, no padding drops the last column of an even input") {

@@ -19,6 +19,7 @@
 
 #include "core/error.hpp"
 #include "core/gemm.hpp"
+#include "layers/conv_bf16.hpp"
 #include "layers/gemm_affine.hpp"
 #include "layers/layer.hpp"
 #include "layers/quantize.hpp"
@@ -41,15 +42,19 @@ public:
         const float dequantize =
             src.get_desc().data_type() == dnn::f32 ? 1.0f : 1.0f / pc.src_scale;
         const auto any = dnn::tag::any;
-        // With pc.bf16 the forward and backward-data products take bf16
-        // operands (source, weights, output gradient) and write f32. The
-        // weight gradient stays f32 from f32 operands: oneDNN 2.6's bf16
-        // backward-weights kernels are no faster here, and it keeps the
-        // update exact to the f32 activations.
+        // With pc.bf16 the products of a layer on at least 16 input channels
+        // take bf16 operands (source, weights, output gradient) and write f32.
+        // A convolution that ConvBf16Backward serves (unit strides) runs both
+        // backward products as forward convolutions in bf16; other layers
+        // keep an f32 weight gradient from f32 operands (oneDNN 2.6's bf16
+        // backward-weights kernels are no faster here).
         // A layer on few input channels (the first convolution on RGB) stays
-        // f32: AMX pads the reduction to 32 channels, so the conversions and
-        // the change of layout cost more than the product gains.
-        const dnn::dt cdt = pc.bf16 && src.get_desc().dims()[1] >= 16 ? dnn::bf16 : dnn::f32;
+        // f32: on AMX its bf16 forward pass is faster, but it writes NHWC,
+        // and the f32 weight gradient then needs its output gradient
+        // reordered to a blocked layout; the step comes out no faster, and
+        // the images keep their f32 values.
+        const bool bf16 = pc.bf16 && src.get_desc().dims()[1] >= 16;
+        const dnn::dt cdt = bf16 ? dnn::bf16 : dnn::f32;
         src_in_ = src;
         src_any_ = dnn::md(src.get_desc().dims(), cdt, any);
         wei_any_ = dnn::md(shapes_.weights, cdt, any);
@@ -116,6 +121,16 @@ public:
             if (need_diff_src) diff_src_ = pc.arena.make(dnn::plain(src_.mem.get_desc().dims()));
             return;
         }
+        if constexpr (Ops::kConv) {
+            const GemmGeometry g = Ops::geometry(desc_, src_in_.get_desc().dims(), shapes_);
+            if (src_.mem.get_desc().data_type() == dnn::bf16 && ConvBf16Backward::applies(g)) {
+                bf16_backward_ = true;
+                bf16_bwd_.plan(pc, g, src_.mem, diff_dst, p_.weight, p_.grad_weight,
+                               p_.grad_bias, need_diff_src);
+                if (need_diff_src) diff_src_ = bf16_bwd_.diff_src();
+                return;
+            }
+        }
         bwpd_ = typename Ops::BwdWeights::primitive_desc(
             Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_),
             pc.attr, pc.dev.eng, fpd_);
@@ -168,6 +183,7 @@ public:
         }
         dnn::run_if(dev, weights_fwd_.call);
         dnn::run_if(dev, weights_bd_.call);
+        if (bf16_backward_) bf16_bwd_.prepare_weights(dev);
     }
 
     void forward(dnn::Device &dev, const RunState &) override {
@@ -186,6 +202,10 @@ public:
             gemm_.backward_weights(dnn::data_f32(src_.mem), diff_dst, p_.grad_weight,
                                    p_.grad_bias);
             if (diff_src_) gemm_.backward_data(diff_dst, p_.weight, dnn::data_f32(diff_src_));
+            return;
+        }
+        if (bf16_backward_) {
+            bf16_bwd_.run(dev);
             return;
         }
         dnn::run_if(dev, src_bw_.call);
@@ -268,6 +288,9 @@ private:
     float src_scale_ = 1.0f, int8_dst_scale_ = 1.0f;
     dnnl::memory weights_q_, scales_;
     GemmAffine gemm_;
+    // bf16 convolutions: the backward pass as forward convolutions.
+    bool bf16_backward_ = false;
+    ConvBf16Backward bf16_bwd_;
     dnn::Call *fwd_ = nullptr, *bwd_weights_ = nullptr, *bwd_data_ = nullptr,
               *grad_reorder_ = nullptr;
 };

@@ -8,6 +8,7 @@ struct ConvOps {
     using Fwd = dnnl::convolution_forward;
     using BwdData = dnnl::convolution_backward_data;
     using BwdWeights = dnnl::convolution_backward_weights;
+    static constexpr bool kConv = true;
     struct Shapes {
         dnn::dims weights, dst, strides, pad;
         dnn::tag weights_tag = dnn::tag::oihw;

@@ -10,6 +10,7 @@ struct DenseOps {
     using Fwd = dnnl::inner_product_forward;
     using BwdData = dnnl::inner_product_backward_data;
     using BwdWeights = dnnl::inner_product_backward_weights;
+    static constexpr bool kConv = false;
     struct Shapes {
         dnn::dims weights, dst;
         dnn::tag weights_tag = dnn::tag::oi;

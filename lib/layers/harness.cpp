@@ -90,6 +90,7 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     auto l = make_layer(desc, binding, split, 1);
     dnnl::memory in = b.input(d, src, options.blocked_input, options.nhwc_input);
     b.pc.fuse_relu = options.fuse_relu && options.training;
+    b.pc.bf16 = options.bf16 && options.training;
     l->plan_forward(b.pc, in);
     b.pc.fuse_relu = false;
     const dnn::dims od = l->dst().get_desc().dims();

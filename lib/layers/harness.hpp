@@ -19,6 +19,9 @@ struct LayerOptions {
     // then applies it and masks its backward); LayerRun::fused_relu says
     // whether it took it, and dst / diff_src are then those of the pair.
     bool fuse_relu = false;
+    // Training: the plan's bf16 products (PlanCtx::bf16), on CPUs that run
+    // them (dann_precision_supported(DANN_PRECISION_BF16)).
+    bool bf16 = false;
     uint64_t seed = 1;          // dropout mask seed
     int domain_split = 0;       // BATCHNORM: >0 normalises samples [0, split) and
                                 // [split, N) each with their own statistics

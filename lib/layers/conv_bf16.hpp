@@ -1,0 +1,67 @@
+// The backward pass of a bf16 convolution with unit strides, as two forward
+// convolutions. oneDNN 2.6's AMX forward kernels (brgemm) run these shapes
+// several times faster than its backward kernels: on the MNIST network's
+// second convolution at batch 128 the weight gradient takes about 0.9 ms
+// instead of 4.6 ms (bf16 backward-weights kernel) or 6.3 ms (f32).
+//
+// With X the source (N, C, H, W), dY the output gradient (N, OC, OH, OW), W
+// the weights (OC, C, KH, KW) and padding (PH, PW):
+//   weight gradient  dW^T (C, OC, KH, KW) = conv(X^T, dY^T), padding (PH, PW):
+//                    the channels of X act as the batch, the samples as the
+//                    reduced channels, and dY^T (OC, N, OH, OW) is the kernel;
+//   data gradient    dX (N, C, H, W) = conv(dY, W'), padding (KH-1-PH, KW-1-PW),
+//                    W' (C, OC, KH, KW) = W transposed and turned by 180
+//                    degrees.
+// X^T and dY^T are permuted views of X and dY copied by oneDNN reorders into
+// the layouts the kernels want. The operands are bf16 (X as the forward pass
+// used it, dY rounded once), products accumulate in f32, and dW^T lands in
+// the model's plain gradient array through a reorder. The bias gradient sums
+// the f32 output gradient (dann's own loop).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dnn.hpp"
+#include "layers/gemm_affine.hpp"
+
+namespace dann {
+
+class ConvBf16Backward {
+public:
+    // Whether this path serves a convolution of this geometry: unit strides,
+    // padding under the kernel size, and at least 16 input channels (below
+    // that the weight gradient's extra reorders outweigh the gain).
+    static bool applies(const GemmGeometry &g);
+
+    // src: the forward primitive's bf16 source, unchanged until backward();
+    // diff_dst: the f32 output gradient; weight / grad_weight / grad_bias:
+    // the model's and the trainer's plain arrays.
+    void plan(dnn::PlanCtx &pc, const GemmGeometry &g, const dnnl::memory &src,
+              const dnnl::memory &diff_dst, const float *weight, float *grad_weight,
+              float *grad_bias, bool need_diff_src);
+    // Turns the current weights into W' (bf16) for the data gradient.
+    void prepare_weights(dnn::Device &dev);
+    void run(dnn::Device &dev);
+    const dnnl::memory &diff_src() const { return diff_src_; }
+
+private:
+    void bias_gradient();
+
+    GemmGeometry g_;
+    const float *weight_ = nullptr;
+    float *grad_bias_ = nullptr;
+    // The output gradient's layout, for bias_gradient(): plain NCHW, NHWC or
+    // channels blocked by block_ (nChw16c / nChw8c).
+    enum class Layout { nchw, nhwc, blocked } layout_ = Layout::nchw;
+    int64_t block_ = 1;
+    dnnl::memory diff_dst_f32_;
+    float *flipped_ = nullptr;        // W' in plain f32, refreshed by prepare_weights()
+    std::vector<double> bias_acc_;    // per-channel sums (sized by plan())
+    std::vector<float> bias_part_;    // per-sample partial sums
+    dnn::Reformat x_t_, dy_, dy_t_, flipped_bf16_, diff_dst_plain_;
+    dnnl::memory dw_t_, grad_t_, diff_src_;
+    dnn::Call *weights_ = nullptr, *data_ = nullptr, *grad_reorder_ = nullptr;
+};
+
+} // namespace dann
