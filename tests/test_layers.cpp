@@ -522,11 +522,14 @@ TEST_CASE("Max pooling with tied maxima gives each window's gradient to its firs
     CHECK(wrong == 0);
 }
 
-TEST_CASE("Max pooling's own backward handles NHWC input, with and without a fused ReLU") {
+TEST_CASE("Max pooling's own backward handles NHWC input, with and without a fused ReLU, "
+          "writing its gradient NHWC or in the blocked layout asked for") {
     // Kernel 2, stride 2 on 32 NHWC channels: the backward walks the
     // contiguous channels as 16-wide lanes. With the ReLU that follows fused
     // in, the output is max(window maximum, 0) and a gradient passes only
-    // where that is positive (PyTorch's ReLU backward: x > 0).
+    // where that is positive (PyTorch's ReLU backward: x > 0). Asked for an
+    // nChw16c gradient (the layout a convolution before reads it in), it
+    // writes that layout.
     const int n = 2, c = 32, h = 6, w = 4, oh = 3, ow = 2;
     Problem p = make_problem(maxpool(2, 2, 2, 2, 0, 0), {n, c, h, w}, Fill::distinct, 216);
     // Some windows entirely negative, some with a maximum of exactly 0.
@@ -537,13 +540,17 @@ TEST_CASE("Max pooling's own backward handles NHWC input, with and without a fus
                 float &v = p.src[size_t((i * h + dy) * w + dx)];
                 v = dy == 0 && dx == 1 ? 0.0f : -std::fabs(v) - 1.0f;
             }
-    for (const bool relu : {false, true}) {
+    for (const bool relu : {false, true})
+    for (const bool hint : {false, true}) {
         CAPTURE(relu);
+        CAPTURE(hint);
         LayerOptions o = training();
         o.nhwc_input = true;
         o.fuse_relu = relu;
+        o.blocked_diff_src_hint = hint;
         const LayerRun run = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
         CHECK(run.fused_relu == relu);
+        CHECK(run.diff_src_blocked == hint);
         std::vector<float> want_dst(size_t(n * c * oh * ow)), want_diff(p.src.size(), 0.0f);
         for (int i = 0; i < n * c; ++i)
             for (int y = 0; y < oh; ++y)

@@ -95,6 +95,11 @@ struct PlanCtx {
     // bf16 (inputs, weights and output gradients rounded to bf16), accumulate
     // and write in f32; the model's weights and gradients stay f32.
     bool bf16 = false;
+    // Training plans, while a layer's backward pass is planned: the layout in
+    // which the layer before it would like its output gradient (that
+    // layer's Layer::preferred_diff_dst(); zero when it has no preference).
+    // A layer that can write its input gradient in any layout uses it.
+    md diff_src_hint;
     // Inference plans: convolutions and dense layers that carry a calibrated
     // range (ParamBinding::range) compute in int8.
     bool int8 = false;

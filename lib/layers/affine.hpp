@@ -42,18 +42,18 @@ public:
         const float dequantize =
             src.get_desc().data_type() == dnn::f32 ? 1.0f : 1.0f / pc.src_scale;
         const auto any = dnn::tag::any;
-        // With pc.bf16 the products of a layer on at least 16 input channels
-        // take bf16 operands (source, weights, output gradient) and write f32.
-        // A convolution that ConvBf16Backward serves (unit strides) runs both
-        // backward products as forward convolutions in bf16; other layers
-        // keep an f32 weight gradient from f32 operands (oneDNN 2.6's bf16
-        // backward-weights kernels are no faster here).
-        // A layer on few input channels (the first convolution on RGB) stays
-        // f32: on AMX its bf16 forward pass is faster, but it writes NHWC,
-        // and the f32 weight gradient then needs its output gradient
-        // reordered to a blocked layout; the step comes out no faster, and
-        // the images keep their f32 values.
-        const bool bf16 = pc.bf16 && src.get_desc().dims()[1] >= 16;
+        // With pc.bf16 a convolution's forward pass and a dense layer's on at
+        // least 16 input features take bf16 operands (source, weights) and
+        // write f32. A convolution that ConvBf16Backward serves (unit
+        // strides, at least 16 input channels) runs both backward products
+        // as forward convolutions in bf16; other layers keep an f32 weight
+        // gradient from f32 operands (oneDNN 2.6's bf16 backward-weights
+        // kernels are slower here) and a bf16 data gradient. The first
+        // convolution on RGB thus runs forward in bf16 (AMX: about 3x faster
+        // than f32) and takes its weight gradient in f32 from the f32 images;
+        // its output gradient arrives in the layout that primitive reads
+        // (preferred_diff_dst()).
+        const bool bf16 = pc.bf16 && (Ops::kConv || src.get_desc().dims()[1] >= 16);
         const dnn::dt cdt = bf16 ? dnn::bf16 : dnn::f32;
         src_in_ = src;
         src_any_ = dnn::md(src.get_desc().dims(), cdt, any);
@@ -131,9 +131,7 @@ public:
                 return;
             }
         }
-        bwpd_ = typename Ops::BwdWeights::primitive_desc(
-            Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_),
-            pc.attr, pc.dev.eng, fpd_);
+        plan_bwd_weights(pc.dev);
         // The forward pass's copy of the source serves when it has the layout.
         src_bw_ = bwpd_.src_desc() == src_.mem.get_desc()
                       ? dnn::reformat(pc, src_.mem, bwpd_.src_desc())
@@ -171,6 +169,20 @@ public:
                                {DNNL_ARG_WEIGHTS, &weights_bd_.mem},
                                {DNNL_ARG_DIFF_SRC, &diff_src_}},
                               &bdpd_);
+    }
+
+    // The weight-gradient primitive's layout of the output gradient, for a
+    // layer before that writes it (max pooling's own backward pass).
+    dnn::md preferred_diff_dst() override {
+        if (blas_ || int8_ || !fwd_) return {};
+        if constexpr (Ops::kConv) {
+            if (src_.mem.get_desc().data_type() == dnn::bf16 &&
+                ConvBf16Backward::applies(
+                    Ops::geometry(desc_, src_in_.get_desc().dims(), shapes_)))
+                return {};
+        }
+        plan_bwd_weights(fpd_.get_engine());
+        return bwpd_.diff_dst_desc();
     }
 
     void prepare_weights(dnn::Device &dev) override {
@@ -219,6 +231,16 @@ public:
     }
 
 private:
+    void plan_bwd_weights(const dnnl::engine &eng) {
+        if (bwpd_) return;
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        bwpd_ = typename Ops::BwdWeights::primitive_desc(
+            Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_), attr,
+            eng, fpd_);
+    }
+    void plan_bwd_weights(dnn::Device &dev) { plan_bwd_weights(dev.eng); }
+
     void plan_int8(dnn::PlanCtx &pc, const dnnl::memory &src) {
         const QuantRange &r = *p_.range;
         const dnn::md &in = src.get_desc();

@@ -97,7 +97,10 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     dnnl::memory dd;
     if (options.training) {
         dd = b.input(od, diff_dst, options.blocked_input, options.nhwc_input);
+        if (options.blocked_diff_src_hint && d.size() == 4)
+            b.pc.diff_src_hint = dnn::md(d, dnn::f32, dnn::tag::nChw16c);
         l->plan_backward(b.pc, dd, true);
+        b.pc.diff_src_hint = dnn::md();
     }
     b.finalize();
 
@@ -120,6 +123,8 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
         l->backward(b.dev, rs);
         dnn::wait(b.dev);
         out.diff_src = b.read_plain(l->diff_src());
+        out.diff_src_blocked = d.size() == 4 && l->diff_src().get_desc() ==
+                                                    dnn::md(d, dnn::f32, dnn::tag::nChw16c);
         out.diff_params = g;
         l->commit_statistics();
         out.running_mean = rm;

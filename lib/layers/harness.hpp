@@ -22,6 +22,9 @@ struct LayerOptions {
     // Training: the plan's bf16 products (PlanCtx::bf16), on CPUs that run
     // them (dann_precision_supported(DANN_PRECISION_BF16)).
     bool bf16 = false;
+    // Training, 4-D: ask for diff_src in nChw16c (PlanCtx::diff_src_hint),
+    // as a convolution before the layer would.
+    bool blocked_diff_src_hint = false;
     uint64_t seed = 1;          // dropout mask seed
     int domain_split = 0;       // BATCHNORM: >0 normalises samples [0, split) and
                                 // [split, N) each with their own statistics
@@ -40,6 +43,7 @@ struct LayerRun {
     std::vector<float> running_mean_target, running_var_target;
     std::vector<float> dropout_mask;           // DROPOUT: the 0 / 1/(1-p) factors, plain
     bool fused_relu = false;                   // LayerOptions::fuse_relu was taken
+    bool diff_src_blocked = false;             // diff_src was laid out nChw16c
 };
 
 // src_dims: {N, C, H, W} for an image input or {N, F} for a flat one.

@@ -74,6 +74,12 @@ public:
     // an elementwise layer after it may overwrite it (PlanCtx::src_reusable).
     virtual bool output_reusable() const { return false; }
 
+    // Training plans, after plan_forward(): the layout in which the layer's
+    // backward pass reads its output gradient without a reorder (zero: any
+    // or none). Planning the layer after it passes it on as
+    // PlanCtx::diff_src_hint.
+    virtual dnn::md preferred_diff_dst() { return {}; }
+
     // Calibration plans: widens the layer's QuantRange by the values its
     // last forward pass read and wrote.
     virtual void observe_range() {}

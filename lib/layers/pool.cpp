@@ -79,10 +79,23 @@ public:
         if (!need_diff_src) return;
         if (own_) {
             diff_dst_ = dnn::reformat(pc, diff_dst, fpd_.dst_desc());
-            // The own backward never reads the input: when nothing else reads
-            // it after the forward pass either (the convolution before keeps
-            // no use of its output), its gradient is written over it.
-            diff_src_ = src_reusable_ ? src_ : pc.arena.make(src_.get_desc());
+            // The input gradient takes the layout the layer before reads it
+            // in (PlanCtx::diff_src_hint) where the lanes allow, the input's
+            // otherwise. The own backward never reads the input: when nothing
+            // else reads it after the forward pass either (the convolution
+            // before keeps no use of its output), its gradient is written
+            // over it.
+            dnn::md layout = src_.get_desc();
+            geo_.diff = geo_.src;
+            const dnn::md &hint = pc.diff_src_hint;
+            if (hint && hint.dims() == layout.dims() && hint.get_size() == layout.get_size() &&
+                strides_of(hint, geo_.block, geo_.diff)) {
+                layout = hint;
+            } else {
+                geo_.diff = geo_.src;
+            }
+            diff_src_ = src_reusable_ ? pc.arena.view(layout, src_.get_data_handle())
+                                      : pc.arena.make(layout);
             return;
         }
         bpd_ = dnnl::pooling_backward::primitive_desc(
@@ -138,6 +151,7 @@ private:
         int64_t batch = 0, channels = 0, blocks = 0, block = 1;
         int64_t ih = 0, iw = 0, oh = 0, ow = 0, kh = 0, kw = 0;
         Strides src, dst;
+        Strides diff; // the input gradient's (the input's unless told otherwise)
         bool full_cover = true; // every input element lies in some window
     };
 
@@ -306,13 +320,13 @@ private:
 #pragma omp parallel for schedule(static)
         for (int64_t nb = 0; nb < geo.batch * blocks; ++nb) {
             const int64_t n = nb / blocks, b = nb % blocks;
-            const int64_t i0 = n * geo.src.n + b * geo.src.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
+            const int64_t i0 = n * geo.diff.n + b * geo.diff.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
             const int live = L == 1 ? 1 : static_cast<int>(std::min<int64_t>(L, geo.channels - b * L));
             if (k2)
-                route_block<L, true>(dd + o0, where + o0, ds + i0, geo.src, geo.dst, geo.oh, geo.ow,
+                route_block<L, true>(dd + o0, where + o0, ds + i0, geo.diff, geo.dst, geo.oh, geo.ow,
                                      2, 2, live);
             else
-                route_block<L, false>(dd + o0, where + o0, ds + i0, geo.src, geo.dst, geo.oh,
+                route_block<L, false>(dd + o0, where + o0, ds + i0, geo.diff, geo.dst, geo.oh,
                                       geo.ow, geo.kh, geo.kw, live);
         }
     }

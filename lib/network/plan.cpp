@@ -112,7 +112,9 @@ const dnnl::memory &Plan::plan_stack_backward(dnn::PlanCtx &pc, Stack_ &layers,
                                               bool need_first_diff_src) {
     const dnnl::memory *diff = &diff_dst;
     for (size_t i = layers.size(); i-- > 0;) {
+        pc.diff_src_hint = i > 0 ? layers[i - 1]->preferred_diff_dst() : dnn::md();
         layers[i]->plan_backward(pc, *diff, i > 0 || need_first_diff_src);
+        pc.diff_src_hint = dnn::md();
         diff = &layers[i]->diff_src();
     }
     return *diff;
