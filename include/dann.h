@@ -358,13 +358,15 @@ typedef enum dann_optimizer {
 /* Arithmetic of the convolutions and dense layers. */
 typedef enum dann_precision {
     DANN_PRECISION_F32 = 0, /* f32 throughout                                   */
-    /* Training: the forward and backward-data products of convolutions and
-     * dense layers with at least 16 input channels take bf16 operands
-     * (activations, weights and output gradients rounded to bf16) and
-     * accumulate in f32. Weight gradients, weights, optimizer state, batch
-     * norm, pooling and losses stay f32. Needs AVX512-BF16 or AMX: see
-     * dann_precision_supported. Steps are deterministic but differ from f32
-     * in the low bits. */
+    /* Training: products take bf16 operands (activations, weights and output
+     * gradients rounded to bf16) and accumulate in f32: every convolution's
+     * forward pass; the weight and data gradients of convolutions with unit
+     * strides and at least 16 input channels; the forward and data-gradient
+     * products of dense layers with at least 16 input features. Other
+     * weight gradients (the first convolution's, dense layers') come from
+     * f32 operands. Weights, optimizer state, batch norm, pooling and losses
+     * stay f32. Needs AVX512-BF16 or AMX: see dann_precision_supported.
+     * Steps are deterministic but differ from f32 in the low bits. */
     DANN_PRECISION_BF16 = 1,
     /* Inference only (dann_context_quantize): u8/s8 activations, s8 weights,
      * exact int32 sums. Needs int8 dot products (AVX512-VNNI, AVX-VNNI or

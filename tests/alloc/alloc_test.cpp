@@ -302,9 +302,11 @@ Context context(const dann_model *m) {
     return Context(c);
 }
 
-Trainer trainer(dann_model *m, dann_optimizer optimizer = DANN_OPTIMIZER_SGD) {
+Trainer trainer(dann_model *m, dann_optimizer optimizer = DANN_OPTIMIZER_SGD,
+                dann_precision precision = DANN_PRECISION_F32) {
     dann_train_params p = dann_train_params_default();
     p.optimizer = optimizer;
+    p.precision = precision;
     dann_trainer *t = nullptr;
     require_ok(dann_trainer_create(m, &p, &t));
     return Trainer(t);
@@ -448,6 +450,19 @@ TEST_CASE("a training step allocates nothing in dann's own code") {
         const std::vector<int32_t> y = labels(8, 10);
         dann_step_result r;
         CHECK_NO_DANN_ALLOCATIONS("train step MNIST DANN 8+8", [&] {
+            return dann_trainer_step(t.get(), &s, y.data(), &tg, 0.1f, 0.001f, &r);
+        });
+    }
+    SUBCASE("MNIST preset, bf16 DANN step 8 + 8 (where the CPU runs bf16)") {
+        if (!dann_precision_supported(DANN_PRECISION_BF16)) return;
+        Model m = mnist();
+        Trainer t = trainer(m.get(), DANN_OPTIMIZER_SGD, DANN_PRECISION_BF16);
+        const std::vector<uint8_t> xs = pixels(8 * 28 * 28, 17), xt = pixels(8 * 28 * 28 * 3, 19);
+        const dann_batch s = dann_batch_u8_hwc(xs.data(), 8, 28, 28, 1);
+        const dann_batch tg = dann_batch_u8_hwc(xt.data(), 8, 28, 28, 3);
+        const std::vector<int32_t> y = labels(8, 10);
+        dann_step_result r;
+        CHECK_NO_DANN_ALLOCATIONS("train step MNIST DANN 8+8 bf16", [&] {
             return dann_trainer_step(t.get(), &s, y.data(), &tg, 0.1f, 0.001f, &r);
         });
     }
