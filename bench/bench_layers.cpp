@@ -91,7 +91,9 @@ struct Fixture {
     std::vector<std::unique_ptr<dann::Layer>> chain;
     Rng rng{7};
 
-    explicit Fixture(bool training) : pc(dev, arena, calls, training) {}
+    explicit Fixture(bool training, bool bf16 = false) : pc(dev, arena, calls, training) {
+        pc.bf16 = bf16 && training;
+    }
 
     // A memory of `desc` holding values in [-0.5, 0.5), reordered from a plain
     // buffer (blocked layouts may be padded: never filled by a raw loop).
@@ -238,11 +240,15 @@ void set_counters(benchmark::State &state, const Cost &c) {
 
 // need_diff_src: false only for the network's first layer.
 void run_layer(benchmark::State &state, const Stack &s, size_t index, int64_t n, bool training,
-               Pass pass, bool need_diff_src) {
+               Pass pass, bool need_diff_src, bool bf16 = false) {
     const int threads = static_cast<int>(state.range(0));
     dann::ThreadScope scope(threads); // plans too: oneDNN sizes its kernels by the thread count
+    if (bf16 && !dann::dnn::bf16_native()) {
+        state.SkipWithError("bf16 is not supported on this CPU");
+        return;
+    }
     try {
-        Fixture fx(training);
+        Fixture fx(training, bf16);
         dann::Layer &l = fx.plan(s, index, n);
         const dann::dnn::Call *call = nullptr;
         if (training) {
@@ -376,6 +382,18 @@ void register_all() {
                 run_layer(st, c.stack(), c.index, train_n, true, p, !first);
             })->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
         }
+        // bf16 training plans (DANN_PRECISION_BF16): the forward pass and the
+        // whole backward pass (a unit-stride convolution's backward products
+        // run as forward convolutions, so there is no lone backward primitive
+        // to time).
+        if (c.affine)
+            for (Pass p : {Pass::fwd, Pass::bwd}) {
+                const std::string name = std::string(c.name) + "/train_" + pass_name(p) +
+                                         "_bf16/batch:" + std::to_string(train_n);
+                benchmark::RegisterBenchmark(name.c_str(), [c, p, train_n, first](benchmark::State &st) {
+                    run_layer(st, c.stack(), c.index, train_n, true, p, !first, true);
+                })->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+            }
         const std::string name = std::string(c.name) + "/infer_fwd/batch:256";
         benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State &st) {
             run_layer(st, c.stack(), c.index, 256, false, Pass::fwd, false);
