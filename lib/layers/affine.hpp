@@ -85,6 +85,10 @@ public:
             return;
         }
         src_ = dnn::reformat(pc, src, fpd_.src_desc(), dequantize);
+        if constexpr (Ops::kConv)
+            bf16_backward_ = cdt == dnn::bf16 &&
+                             ConvBf16Backward::applies(
+                                 Ops::geometry(desc_, src.get_desc().dims(), shapes_));
         weights_plain_ =
             pc.arena.view(dnn::md(shapes_.weights, dnn::f32, shapes_.weights_tag), p_.weight);
         bias_ = pc.arena.view(bias_md_, p_.bias);
@@ -121,17 +125,13 @@ public:
             if (need_diff_src) diff_src_ = pc.arena.make(dnn::plain(src_.mem.get_desc().dims()));
             return;
         }
-        if constexpr (Ops::kConv) {
-            const GemmGeometry g = Ops::geometry(desc_, src_in_.get_desc().dims(), shapes_);
-            if (src_.mem.get_desc().data_type() == dnn::bf16 && ConvBf16Backward::applies(g)) {
-                bf16_backward_ = true;
-                bf16_bwd_.plan(pc, g, src_.mem, diff_dst, p_.weight, p_.grad_weight,
-                               p_.grad_bias, need_diff_src);
-                if (need_diff_src) diff_src_ = bf16_bwd_.diff_src();
-                return;
-            }
+        if (bf16_backward_) {
+            bf16_bwd_.plan(pc, Ops::geometry(desc_, src_in_.get_desc().dims(), shapes_), src_.mem,
+                           diff_dst, p_.weight, p_.grad_weight, p_.grad_bias, need_diff_src);
+            if (need_diff_src) diff_src_ = bf16_bwd_.diff_src();
+            return;
         }
-        plan_bwd_weights(pc.dev);
+        plan_bwd_weights(pc.dev.eng);
         // The forward pass's copy of the source serves when it has the layout.
         src_bw_ = bwpd_.src_desc() == src_.mem.get_desc()
                       ? dnn::reformat(pc, src_.mem, bwpd_.src_desc())
@@ -174,13 +174,7 @@ public:
     // The weight-gradient primitive's layout of the output gradient, for a
     // layer before that writes it (max pooling's own backward pass).
     dnn::md preferred_diff_dst() override {
-        if (blas_ || int8_ || !fwd_) return {};
-        if constexpr (Ops::kConv) {
-            if (src_.mem.get_desc().data_type() == dnn::bf16 &&
-                ConvBf16Backward::applies(
-                    Ops::geometry(desc_, src_in_.get_desc().dims(), shapes_)))
-                return {};
-        }
+        if (blas_ || int8_ || bf16_backward_ || !fwd_) return {};
         plan_bwd_weights(fpd_.get_engine());
         return bwpd_.diff_dst_desc();
     }
@@ -239,7 +233,6 @@ private:
             Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_), attr,
             eng, fpd_);
     }
-    void plan_bwd_weights(dnn::Device &dev) { plan_bwd_weights(dev.eng); }
 
     void plan_int8(dnn::PlanCtx &pc, const dnnl::memory &src) {
         const QuantRange &r = *p_.range;
@@ -310,7 +303,8 @@ private:
     float src_scale_ = 1.0f, int8_dst_scale_ = 1.0f;
     dnnl::memory weights_q_, scales_;
     GemmAffine gemm_;
-    // bf16 convolutions: the backward pass as forward convolutions.
+    // bf16 training convolutions that ConvBf16Backward serves (decided by
+    // plan_forward()): the backward pass as forward convolutions.
     bool bf16_backward_ = false;
     ConvBf16Backward bf16_bwd_;
     dnn::Call *fwd_ = nullptr, *bwd_weights_ = nullptr, *bwd_data_ = nullptr,

@@ -25,6 +25,13 @@ dnnl::convolution_forward::primitive_desc conv(dnn::PlanCtx &pc, const dnn::md &
         attr, pc.dev.eng);
 }
 
+dnn::Call *record(dnn::PlanCtx &pc, const dnnl::convolution_forward::primitive_desc &pd,
+                  const dnnl::memory &src, const dnnl::memory &weights, const dnnl::memory &dst) {
+    return pc.record(dnnl::convolution_forward(pd),
+                     {{DNNL_ARG_SRC, &src}, {DNNL_ARG_WEIGHTS, &weights}, {DNNL_ARG_DST, &dst}},
+                     &pd);
+}
+
 } // namespace
 
 bool ConvBf16Backward::applies(const GemmGeometry &g) {
@@ -56,11 +63,7 @@ void ConvBf16Backward::plan(dnn::PlanCtx &pc, const GemmGeometry &g, const dnnl:
         flipped_bf16_ = dnn::reformat(pc, pc.arena.view(dnn::plain({c, oc, kh, kw}), flipped_),
                                       dpd.weights_desc());
         diff_src_ = pc.arena.make(dpd.dst_desc());
-        data_ = pc.record(dnnl::convolution_forward(dpd),
-                          {{DNNL_ARG_SRC, &dy_.mem},
-                           {DNNL_ARG_WEIGHTS, &flipped_bf16_.mem},
-                           {DNNL_ARG_DST, &diff_src_}},
-                          &dpd);
+        data_ = record(pc, dpd, dy_.mem, flipped_bf16_.mem, diff_src_);
     }
 
     const auto wpd = conv(pc, dnn::md({c, n, h, w}, dnn::bf16, any),
@@ -70,34 +73,32 @@ void ConvBf16Backward::plan(dnn::PlanCtx &pc, const GemmGeometry &g, const dnnl:
     dy_t_ = dnn::reformat(pc, swapped(pc, need_diff_src ? dy_.mem : diff_dst),
                           wpd.weights_desc());
     dw_t_ = pc.arena.make(wpd.dst_desc());
-    weights_ = pc.record(dnnl::convolution_forward(wpd),
-                         {{DNNL_ARG_SRC, &x_t_.mem},
-                          {DNNL_ARG_WEIGHTS, &dy_t_.mem},
-                          {DNNL_ARG_DST, &dw_t_}},
-                         &wpd);
+    weights_ = record(pc, wpd, x_t_.mem, dy_t_.mem, dw_t_);
     grad_t_ = swapped(pc, pc.arena.view(dnn::plain({oc, c, kh, kw}), grad_weight));
     grad_reorder_ = dnn::reorder_into(pc, dw_t_, grad_t_);
 
     // The bias gradient reads the f32 output gradient where it is, in the
-    // layouts the network produces, and a plain copy otherwise.
+    // layouts the network produces, and an NHWC copy otherwise. Each layout
+    // is walked as blocks of lanes (channels) at every output position:
+    // NCHW one lane per block, NHWC one block of all channels, nChw16c /
+    // nChw8c blocks of 16 / 8 (the last one padded).
     const dnn::md &dd = diff_dst.get_desc();
+    const int64_t hw = oh * ow;
     diff_dst_f32_ = diff_dst;
     if (dd == dnn::md(dst_dims, dnn::f32, dnn::tag::nchw)) {
-        layout_ = Layout::nchw;
+        bias_walk_ = {1, oc, hw, 1, oc * hw};
     } else if (dd == dnn::md(dst_dims, dnn::f32, dnn::tag::nChw16c)) {
-        layout_ = Layout::blocked;
-        block_ = 16;
+        bias_walk_ = {16, (oc + 15) / 16, hw * 16, 16, (oc + 15) / 16 * hw * 16};
     } else if (dd == dnn::md(dst_dims, dnn::f32, dnn::tag::nChw8c)) {
-        layout_ = Layout::blocked;
-        block_ = 8;
+        bias_walk_ = {8, (oc + 7) / 8, hw * 8, 8, (oc + 7) / 8 * hw * 8};
     } else {
-        layout_ = Layout::nhwc;
         diff_dst_plain_ = dnn::reformat(pc, diff_dst, dnn::md(dst_dims, dnn::f32, dnn::tag::nhwc));
         diff_dst_f32_ = diff_dst_plain_.mem;
+        bias_walk_ = {oc, 1, 0, oc, hw * oc};
     }
-    const int64_t padded = (oc + block_ - 1) / block_ * block_;
-    bias_acc_.assign(static_cast<size_t>(padded), 0.0);
-    bias_part_.assign(static_cast<size_t>(padded), 0.0f);
+    const auto lanes = static_cast<size_t>(bias_walk_.lanes * bias_walk_.blocks);
+    bias_acc_.assign(lanes, 0.0);
+    bias_part_.assign(lanes, 0.0f);
 }
 
 void ConvBf16Backward::prepare_weights(dnn::Device &dev) {
@@ -115,50 +116,23 @@ void ConvBf16Backward::prepare_weights(dnn::Device &dev) {
 
 void ConvBf16Backward::bias_gradient() {
     const float *d = dnn::data_f32(diff_dst_f32_);
-    const int64_t n = g_.n, oc = g_.oc, hw = g_.oh * g_.ow;
-    double *acc = bias_acc_.data();
-    float *part = bias_part_.data();
+    const BiasWalk w = bias_walk_;
+    const int64_t positions = g_.oh * g_.ow;
     std::fill(bias_acc_.begin(), bias_acc_.end(), 0.0);
-    // Per sample in f32 (vectorised), across samples in double.
-    switch (layout_) {
-    case Layout::nchw:
-        for (int64_t s = 0; s < n; ++s)
-            for (int64_t ch = 0; ch < oc; ++ch) {
-                const float *p = d + (s * oc + ch) * hw;
-                float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                for (int64_t i = 0; i < hw; ++i) sum += p[i];
-                acc[ch] += static_cast<double>(sum);
-            }
-        break;
-    case Layout::nhwc:
-        for (int64_t s = 0; s < n; ++s) {
-            std::fill(bias_part_.begin(), bias_part_.end(), 0.0f);
-            for (int64_t i = 0; i < hw; ++i) {
-                const float *p = d + (s * hw + i) * oc;
+    // Per sample in f32 (the lanes vectorised), across samples in double.
+    for (int64_t s = 0; s < g_.n; ++s) {
+        std::fill(bias_part_.begin(), bias_part_.end(), 0.0f);
+        for (int64_t cb = 0; cb < w.blocks; ++cb) {
+            const float *p = d + s * w.sample_stride + cb * w.block_stride;
+            float *q = bias_part_.data() + cb * w.lanes;
+            for (int64_t i = 0; i < positions; ++i)
 #pragma omp simd
-                for (int64_t ch = 0; ch < oc; ++ch) part[ch] += p[ch];
-            }
-            for (int64_t ch = 0; ch < oc; ++ch) acc[ch] += static_cast<double>(part[ch]);
+                for (int64_t l = 0; l < w.lanes; ++l) q[l] += p[i * w.position_stride + l];
         }
-        break;
-    case Layout::blocked: {
-        const int64_t b = block_, blocks = static_cast<int64_t>(bias_acc_.size()) / b;
-        for (int64_t s = 0; s < n; ++s) {
-            std::fill(bias_part_.begin(), bias_part_.end(), 0.0f);
-            for (int64_t cb = 0; cb < blocks; ++cb) {
-                const float *p = d + (s * blocks + cb) * hw * b;
-                float *q = part + cb * b;
-                for (int64_t i = 0; i < hw; ++i)
-#pragma omp simd
-                    for (int64_t l = 0; l < b; ++l) q[l] += p[i * b + l];
-            }
-            for (int64_t ch = 0; ch < blocks * b; ++ch) acc[ch] += static_cast<double>(part[ch]);
-        }
-        break;
+        for (size_t ch = 0; ch < bias_acc_.size(); ++ch)
+            bias_acc_[ch] += static_cast<double>(bias_part_[ch]);
     }
-    }
-    for (int64_t ch = 0; ch < oc; ++ch) grad_bias_[ch] = static_cast<float>(acc[ch]);
+    for (int64_t ch = 0; ch < g_.oc; ++ch) grad_bias_[ch] = static_cast<float>(bias_acc_[ch]);
 }
 
 void ConvBf16Backward::run(dnn::Device &dev) {

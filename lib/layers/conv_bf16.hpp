@@ -53,10 +53,14 @@ private:
     GemmGeometry g_;
     const float *weight_ = nullptr;
     float *grad_bias_ = nullptr;
-    // The output gradient's layout, for bias_gradient(): plain NCHW, NHWC or
-    // channels blocked by block_ (nChw16c / nChw8c).
-    enum class Layout { nchw, nhwc, blocked } layout_ = Layout::nchw;
-    int64_t block_ = 1;
+    // How bias_gradient() walks the output gradient: per sample
+    // (sample_stride floats apart), `blocks` blocks of `lanes` channels,
+    // block_stride floats apart, each holding its lanes contiguously at
+    // every output position (position_stride floats apart).
+    struct BiasWalk {
+        int64_t lanes = 1, blocks = 0, block_stride = 0, position_stride = 1, sample_stride = 0;
+    };
+    BiasWalk bias_walk_;
     dnnl::memory diff_dst_f32_;
     float *flipped_ = nullptr;        // W' in plain f32, refreshed by prepare_weights()
     std::vector<double> bias_acc_;    // per-channel sums (sized by plan())
