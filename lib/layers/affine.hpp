@@ -49,8 +49,9 @@ public:
         // as forward convolutions in bf16; other layers keep an f32 weight
         // gradient from f32 operands (oneDNN 2.6's bf16 backward-weights
         // kernels are slower here) and a bf16 data gradient. The first
-        // convolution on RGB thus runs forward in bf16 (AMX: about 3x faster
-        // than f32) and takes its weight gradient in f32 from the f32 images;
+        // convolution on RGB thus runs forward in bf16 (on AMX at batch 128:
+        // 1.2 ms against 4.0 ms, `dann_bench_layers` conv1 train_fwd[_bf16])
+        // and takes its weight gradient in f32 from the f32 images;
         // its output gradient arrives in the layout that primitive reads
         // (preferred_diff_dst()).
         const bool bf16 = pc.bf16 && (Ops::kConv || src.get_desc().dims()[1] >= 16);

@@ -1,10 +1,9 @@
 // The backward pass of a bf16 convolution with unit strides, as two forward
 // convolutions. oneDNN 2.6's AMX forward kernels (brgemm) run these shapes
-// much faster than its backward kernels: for the MNIST network's second
-// convolution at batch 128, timed alone at 1 thread, the weight gradient
-// took about 0.9 ms this way against 4.6 ms with oneDNN's bf16
-// backward-weights kernel and 6.3 ms in f32; the whole bf16 training step
-// went from about 18 to about 13 ms.
+// much faster than its backward kernels: the whole backward pass of the
+// MNIST network's second convolution at batch 128, 1 thread, took 3.3 ms
+// this way against 9.3 ms in f32, whose weight-gradient primitive alone took
+// 5.2 ms (`dann_bench_layers --benchmark_filter='conv2.*train_bwd.*threads:1'`).
 //
 // With X the source (N, C, H, W), dY the output gradient (N, OC, OH, OW), W
 // the weights (OC, C, KH, KW) and padding (PH, PW):
