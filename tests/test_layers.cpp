@@ -577,6 +577,31 @@ TEST_CASE("Max pooling in inference mode matches the scalar reference") {
     check_against_reference(layout_label("maxpool inference", blocked), p, inference(blocked), kExact, kExact);
 }
 
+TEST_CASE("Max pooling with non-overlapping windows in inference mode matches the scalar reference") {
+    // The f32 inference pass of kernel == stride windows is dann's own loop,
+    // in every layout it walks: plain, nChw16c, and NHWC with 16, 8 or 1
+    // lanes per block (32, 24 and 6 channels), and with the last row and
+    // column outside every window (odd extent). Ties are included: the
+    // output is the maximum, whichever element holds it.
+    struct Shape {
+        std::vector<int> dims;
+        int kernel;
+    };
+    for (const Shape &s : {Shape{{2, 32, 8, 8}, 2}, Shape{{3, 24, 7, 9}, 2}, Shape{{2, 6, 9, 9}, 3},
+                           Shape{{1, 18, 6, 6}, 2}}) {
+        Problem p = make_problem(maxpool(s.kernel, s.kernel, s.kernel, s.kernel, 0, 0), s.dims,
+                                 Fill::distinct, 216);
+        for (size_t i = 0; i < p.src.size(); i += 5) p.src[i] = p.src[i / 2];
+        for (const int layout : {0, 1, 2}) {
+            CAPTURE(s.dims[1]);
+            CAPTURE(layout);
+            LayerOptions o = inference(layout == 1);
+            o.nhwc_input = layout == 2;
+            check_against_reference("maxpool k=s inference", p, o, kExact, kExact);
+        }
+    }
+}
+
 TEST_CASE("Max pooling gradients agree with finite differences of the library's forward pass") {
     SUBCASE("kernel 3, stride 2, padding 1") {
         check_library_gradients("maxpool k3 s2 p1", make_problem(maxpool(3, 3, 2, 2, 1, 1), {2, 2, 7, 7}, Fill::distinct, 210),

@@ -1,5 +1,7 @@
 #include "core/dnn.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "core/error.hpp"
@@ -32,6 +34,15 @@ Call *PlanCtx::record(const dnnl::primitive &prim,
     call.prim = prim;
     for (const auto &a : args) call.args.push_back({a.first, a.second->get()});
     call.wants_scratchpad = pd && pd->scratchpad_desc().get_size() > 0;
+    const auto kind = prim.get_kind();
+    using pk = dnnl::primitive::kind;
+    if (kind == pk::reorder || kind == pk::pooling || kind == pk::pooling_v2 ||
+        kind == pk::eltwise || kind == pk::softmax || kind == pk::softmax_v2 ||
+        kind == pk::binary || kind == pk::sum) {
+        size_t bytes = 0;
+        for (const auto &a : args) bytes += a.second->get_desc().get_size();
+        call.serial = bytes <= kSerialBytes;
+    }
     calls.push_back(std::move(call));
     return &calls.back();
 }
@@ -104,8 +115,13 @@ void run(Device &dev, const Call *call) {
     dnnl_status_t st;
     {
         InBackend in;
+        // oneDNN reads the team size from omp_get_max_threads() when a
+        // primitive executes; a serial call sets it to 1 for its duration.
+        const int team = call->serial ? omp_get_max_threads() : 1;
+        if (team > 1) omp_set_num_threads(1);
         st = dnnl_primitive_execute(call->prim.get(), dev.strm.get(),
                                     static_cast<int>(call->args.size()), call->args.data());
+        if (team > 1) omp_set_num_threads(team);
     }
     if (st != dnnl_success)
         fail(DANN_ERR_BACKEND, "oneDNN primitive execution failed (status " +

@@ -47,9 +47,14 @@ public:
         // (pc.fuse_relu, training plans) is applied to the output and masks
         // the routed gradients. The layout is the one oneDNN's own kernel
         // would give the output.
+        // f32 inference plans take the same loops without the positions:
+        // oneDNN 2.6's kernel took 3.1 ms for max pool 1 at batch 256 (NHWC,
+        // 1 thread) and ~5 us at batch 1.
         own_ = false;
         relu_ = false;
-        if (pc.training && !pc.statistics_only && kh == sh && kw == sw && ph == 0 && pw == 0 &&
+        keep_ = pc.training && !pc.statistics_only;
+        const bool f32_inference = !pc.training && dt == dnn::f32;
+        if ((keep_ || f32_inference) && kh == sh && kw == sw && ph == 0 && pw == 0 &&
             prh == 0 && prw == 0 && kh * kw < 255) {
             fpd_ = make_pd(dnnl::prop_kind::forward_inference, pc.attr);
             own_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
@@ -61,7 +66,7 @@ public:
                            pc.attr);
         dst_ = pc.arena.make(fpd_.dst_desc());
         if (own_) {
-            where_.resize(dnn::physical_floats(fpd_.dst_desc()));
+            if (keep_) where_.resize(dnn::physical_floats(fpd_.dst_desc()));
         } else if (pc.training) {
             workspace_ = pc.arena.make(fpd_.workspace_desc());
             fwd_ = pc.record(dnnl::pooling_forward(fpd_),
@@ -118,9 +123,18 @@ public:
         }
         dnn::wait(dev); // the input is written by the stream
         const Geometry &g = geo_;
-        if (g.block == 16) relu_ ? pool<16, true>(g) : pool<16, false>(g);
-        else if (g.block == 8) relu_ ? pool<8, true>(g) : pool<8, false>(g);
-        else relu_ ? pool<1, true>(g) : pool<1, false>(g);
+        if (!keep_) {
+            // Inference: no ReLU here (it is fused into the layer before).
+            if (g.block == 16) pool<16, false, false>(g);
+            else if (g.block == 8) pool<8, false, false>(g);
+            else pool<1, false, false>(g);
+        } else if (g.block == 16) {
+            relu_ ? pool<16, true, true>(g) : pool<16, false, true>(g);
+        } else if (g.block == 8) {
+            relu_ ? pool<8, true, true>(g) : pool<8, false, true>(g);
+        } else {
+            relu_ ? pool<1, true, true>(g) : pool<1, false, true>(g);
+        }
     }
 
     void backward(dnn::Device &dev, const RunState &) override {
@@ -211,8 +225,9 @@ private:
     // max(window maximum, 0) and the position is kMasked where that is not
     // positive: ReLU's backward (PyTorch's: x > 0) passes nothing there.
     // Everything arrives by value, so that the byte stores of `where` cannot
-    // alias it and the lanes vectorise. K2: 2 x 2 windows, unrolled.
-    template <int L, bool Relu, bool K2>
+    // alias it and the lanes vectorise. K2: 2 x 2 windows, unrolled. Without
+    // Keep (inference) no position is stored.
+    template <int L, bool Relu, bool Keep, bool K2>
     static void pool_block(const float *__restrict src, float *__restrict dst,
                            uint8_t *__restrict where, Strides si, Strides so, int64_t oh,
                            int64_t ow, int64_t kh, int64_t kw) {
@@ -220,7 +235,7 @@ private:
             for (int64_t ox = 0; ox < ow; ++ox) {
                 const float *__restrict in = src + oy * kh * si.h + ox * kw * si.w;
                 float *__restrict out = dst + oy * so.h + ox * so.w;
-                uint8_t *__restrict pos = where + oy * so.h + ox * so.w;
+                uint8_t *__restrict pos = Keep ? where + oy * so.h + ox * so.w : nullptr;
 #pragma omp simd
                 for (int l = 0; l < L; ++l) {
                     float m;
@@ -247,29 +262,37 @@ private:
                     }
                     const bool pass = !Relu || m > 0.0f;
                     out[l] = pass ? m : 0.0f;
-                    pos[l] = static_cast<uint8_t>(pass ? at : kMasked);
+                    if constexpr (Keep) pos[l] = static_cast<uint8_t>(pass ? at : kMasked);
                 }
             }
     }
 
-    template <int L, bool Relu>
+    // Whether a pass over `floats` input values is worth a team of threads
+    // (the same bound as a serial oneDNN call, dnn::Call::serial).
+    static bool parallel_worth(int64_t floats) {
+        return static_cast<size_t>(floats) * sizeof(float) > dnn::kSerialBytes;
+    }
+
+    template <int L, bool Relu, bool Keep>
     void pool(const Geometry &g) {
         const float *src = dnn::data_f32(src_);
         float *dst = dnn::data_f32(dst_);
-        uint8_t *where = static_cast<uint8_t *>(where_.data());
+        uint8_t *where = Keep ? static_cast<uint8_t *>(where_.data()) : nullptr;
         const int64_t blocks = g.blocks;
         const bool k2 = g.kh == 2 && g.kw == 2;
         const Geometry geo = g;
-#pragma omp parallel for schedule(static)
+        const bool team = parallel_worth(geo.batch * blocks * L * geo.ih * geo.iw);
+#pragma omp parallel for schedule(static) if (team)
         for (int64_t nb = 0; nb < geo.batch * blocks; ++nb) {
             const int64_t n = nb / blocks, b = nb % blocks;
             const int64_t i0 = n * geo.src.n + b * geo.src.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
+            uint8_t *pos = Keep ? where + o0 : nullptr;
             if (k2)
-                pool_block<L, Relu, true>(src + i0, dst + o0, where + o0, geo.src, geo.dst, geo.oh,
-                                          geo.ow, 2, 2);
+                pool_block<L, Relu, Keep, true>(src + i0, dst + o0, pos, geo.src, geo.dst, geo.oh,
+                                                geo.ow, 2, 2);
             else
-                pool_block<L, Relu, false>(src + i0, dst + o0, where + o0, geo.src, geo.dst,
-                                           geo.oh, geo.ow, geo.kh, geo.kw);
+                pool_block<L, Relu, Keep, false>(src + i0, dst + o0, pos, geo.src, geo.dst,
+                                                 geo.oh, geo.ow, geo.kh, geo.kw);
         }
     }
 
@@ -317,7 +340,8 @@ private:
         const float *dd = dnn::data_f32(diff_dst_.mem);
         const int64_t blocks = geo.blocks;
         const bool k2 = geo.kh == 2 && geo.kw == 2;
-#pragma omp parallel for schedule(static)
+        const bool team = parallel_worth(geo.batch * blocks * L * geo.ih * geo.iw);
+#pragma omp parallel for schedule(static) if (team)
         for (int64_t nb = 0; nb < geo.batch * blocks; ++nb) {
             const int64_t n = nb / blocks, b = nb % blocks;
             const int64_t i0 = n * geo.diff.n + b * geo.diff.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
@@ -340,7 +364,8 @@ private:
     }
 
     dann_layer_desc desc_;
-    bool own_ = false;  // dann's own loops (training, non-overlapping windows)
+    bool own_ = false;  // dann's own loops (non-overlapping windows; training, f32 inference)
+    bool keep_ = false; // own_ in training: the positions of the maxima are kept
     bool relu_ = false; // a ReLU fused in: applied to the output, masks the backward
     Buffer where_;      // own_: window position of each output's maximum
     bool src_reusable_ = false; // PlanCtx::src_reusable when planned
