@@ -441,6 +441,33 @@ def main():
     if results["first_ms"]:
         row("process start to 1st prediction", results["first_threads"], results["first_ms"], False, "ms")
     results["table"] = rows
+
+    # Paired by round: each round's dann figure against the better PyTorch
+    # figure of the same round (the variants of a round run back to back),
+    # which cancels the drift of a shared machine between rounds.
+    paired = []
+    for t in threads:
+        per = {v: timing.get("%d/%s" % (t, v)) for v in VARIANTS}
+        if not per.get("dann") or not (per.get("torch") or per.get("torch_conv")):
+            continue
+        # All three are times per call, so the advantage is PyTorch's over dann's
+        # (for batch 256 that is the ratio of throughputs).
+        for fig, name in (("step", "train step 64+64"), ("predict1", "predict batch 1, median"),
+                          ("predict256", "predict batch 256")):
+            for v in ("dann", "dann_fast"):
+                if not per.get(v):
+                    continue
+                adv = []
+                for r in range(len(per[v][fig])):
+                    ts = [per[k][fig][r] for k in ("torch", "torch_conv")
+                          if per.get(k) and r < len(per[k][fig])]
+                    if ts:
+                        adv.append(min(ts) / per[v][fig][r])
+                if adv:
+                    paired.append({"figure": name, "threads": t, "variant": v,
+                                   "median": statistics.median(adv), "min": min(adv),
+                                   "max": max(adv), "rounds": adv})
+    results["paired"] = paired
     loads = results["loads"]
     results["load_max_seen"] = max(loads) if loads else None
 
@@ -462,6 +489,22 @@ def main():
           "(> 1: dann wins). Load average at start %.2f, at end %.2f, highest seen before a "
           "measurement %.2f." % (info["load_start"][0], info["load_end"][0],
                                  results["load_max_seen"] or 0.0))
+    if paired:
+        print()
+        print("Advantage paired by round (each round's dann time against the better PyTorch "
+              "time of the same round): median [lowest, highest] over %d rounds" % rounds)
+        print()
+        print("| figure | thr | dann | %s |" % fast)
+        print("|---|---|---|---|")
+        keyed = {(p_["figure"], p_["threads"], p_["variant"]): p_ for p_ in paired}
+        for (name, t) in dict.fromkeys((p_["figure"], p_["threads"]) for p_ in paired):
+            cells = []
+            for v in ("dann", "dann_fast"):
+                p_ = keyed.get((name, t, v))
+                cells.append("-" if not p_ else "%.2fx [%.2f, %.2f]" % (
+                    p_["median"], p_["min"], p_["max"]))
+            print("| %s | %d | %s | %s |" % (name, t, cells[0], cells[1]))
+        print()
     print("PyTorch's BLAS: %s" % (info.get("torch_blas_loaded") or info["libblas_so_3"]))
     with open(a.json, "w") as f:
         json.dump(results, f, indent=1)
