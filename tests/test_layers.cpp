@@ -571,6 +571,92 @@ TEST_CASE("Max pooling's own backward handles NHWC input, with and without a fus
     }
 }
 
+TEST_CASE("Max pooling's own loops pool a bf16 input exactly, into bf16, with f32 gradients") {
+    // A bf16 convolution before writes bf16 (PlanCtx::bf16_dst): the own
+    // training loops read it, write a bf16 output (the maxima, exact), and
+    // route the f32 output gradient into an f32 input gradient, in every
+    // layout they walk, with and without the fused ReLU and the blocked
+    // gradient layout asked for. Ties (from rounding to bf16) go to the
+    // first maximum.
+    for (const int c : {32, 18}) {
+        const int n = 2, h = 6, w = 4, oh = 3, ow = 2;
+        Problem p = make_problem(maxpool(2, 2, 2, 2, 0, 0), {n, c, h, w}, Fill::distinct, 217);
+        for (size_t i = 0; i < p.src.size(); i += 7) p.src[i] = -std::fabs(p.src[i]) - 2.0f;
+        for (size_t i = 3; i < p.src.size(); i += 11) p.src[i] = 0.0f;
+        p.src = bf16_exact(p.src);
+        for (const int layout : {0, 1, 2})
+        for (const bool relu : {false, true})
+        for (const bool hint : {false, true}) {
+            CAPTURE(c);
+            CAPTURE(layout);
+            CAPTURE(relu);
+            CAPTURE(hint);
+            LayerOptions o = training(layout == 1);
+            o.nhwc_input = layout == 2;
+            o.bf16_input = true;
+            o.fuse_relu = relu;
+            o.blocked_diff_src_hint = hint;
+            const LayerRun run = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
+            CHECK(run.dst_bf16);
+            CHECK(run.fused_relu == relu);
+            std::vector<float> want_dst(size_t(n * c * oh * ow)), want_diff(p.src.size(), 0.0f);
+            for (int i = 0; i < n * c; ++i)
+                for (int y = 0; y < oh; ++y)
+                    for (int x = 0; x < ow; ++x) {
+                        int best = -1;
+                        for (int dy = 0; dy < 2; ++dy)
+                            for (int dx = 0; dx < 2; ++dx) {
+                                const int at = (i * h + 2 * y + dy) * w + 2 * x + dx;
+                                if (best < 0 || p.src[size_t(at)] > p.src[size_t(best)]) best = at;
+                            }
+                        const size_t o_at = size_t((i * oh + y) * ow + x);
+                        const float m = p.src[size_t(best)];
+                        want_dst[o_at] = relu ? std::max(m, 0.0f) : m;
+                        want_diff[size_t(best)] = !relu || m > 0.0f ? p.diff_dst[o_at] : 0.0f;
+                    }
+            CHECK(run.dst == want_dst);
+            CHECK(run.diff_src == want_diff);
+        }
+    }
+}
+
+TEST_CASE("A bf16 convolution offered a bf16 output writes its f32 result rounded to bf16") {
+    // PlanCtx::bf16_dst: the forward output is the f32 result rounded to
+    // nearest bf16 (relative error at most 2^-8, beside 1e-5 for a kernel
+    // that sums in another order); the gradients are those of the
+    // f32-output layer.
+    if (!dann_precision_supported(DANN_PRECISION_BF16)) {
+        MESSAGE("bf16 is not supported on this CPU: skipped");
+        return;
+    }
+    for (const std::vector<int> &dims : {std::vector<int>{2, 3, 10, 10}, std::vector<int>{2, 32, 9, 9}}) {
+        CAPTURE(dims[1]);
+        Problem p = make_problem(conv(24, 5, 5, 1, 1, 0, 0), dims, Fill::uniform, 136);
+        p.src = bf16_exact(p.src);
+        for (auto &t : p.params) t = bf16_exact(t);
+        p.diff_dst = bf16_exact(p.diff_dst);
+        LayerOptions o = training();
+        o.bf16 = true;
+        const LayerRun f32_out = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
+        o.bf16_dst = true;
+        const LayerRun bf16_out = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
+        CHECK_FALSE(f32_out.dst_bf16);
+        CHECK(bf16_out.dst_bf16);
+        REQUIRE(bf16_out.dst.size() == f32_out.dst.size());
+        int far = 0, rounded = 0;
+        for (size_t i = 0; i < f32_out.dst.size(); ++i) {
+            const float want = f32_out.dst[i], got = bf16_out.dst[i];
+            // Rounding, plus what a different order of the f32 sums may change.
+            far += std::fabs(got - want) > std::ldexp(std::fabs(want), -8) + 1e-5f;
+            rounded += bf16_exact({got})[0] == got;
+        }
+        CHECK(far == 0);
+        CHECK(rounded == int(f32_out.dst.size()));
+        CHECK(bf16_out.diff_src == f32_out.diff_src);
+        CHECK(bf16_out.diff_params == f32_out.diff_params);
+    }
+}
+
 TEST_CASE("Max pooling in inference mode matches the scalar reference") {
     const Problem p = make_problem(maxpool(3, 3, 2, 2, 1, 1), {2, 3, 7, 7}, Fill::distinct, 209);
     FOR_BOTH_LAYOUTS(blocked);

@@ -139,6 +139,12 @@ void wait(Device &dev) {
                                    std::to_string(static_cast<int>(st)) + ")");
 }
 
+md with_type(const md &desc, dt t) {
+    md out = desc;
+    out.data.data_type = dnnl::memory::convert_to_c(t);
+    return out;
+}
+
 md plain(const dims &d) {
     switch (d.size()) {
     case 1: return md(d, f32, tag::x);

@@ -119,6 +119,11 @@ struct PlanCtx {
     // takes int8 (max pooling, then a convolution, a dense layer or the
     // flattening of the features), so a fused ReLU may write u8.
     bool int8_dst = false;
+    // bf16 training plans: the output of the convolution being planned is
+    // read only by a max pooling that takes bf16 (non-overlapping windows)
+    // and passes it on to a convolution that reads bf16, so the
+    // convolution may write bf16 (its own backward reads no output).
+    bool bf16_dst = false;
 
     PlanCtx(Device &d, Arena &a, std::deque<Call> &c, bool train);
     // Records a call; `with_scratchpad` calls get the plan's scratchpad at finalize.
@@ -181,6 +186,12 @@ size_t batch_offset_bytes(const md &desc, int64_t n);
 // Number of floats the memory physically holds (padding included).
 inline size_t physical_floats(const md &desc) { return desc.get_size() / sizeof(float); }
 inline float *data_f32(const dnnl::memory &m) { return static_cast<float *>(m.get_data_handle()); }
+// Number of values of its data type the memory physically holds.
+inline size_t physical_elements(const md &desc) {
+    return desc.get_size() / dnnl::memory::data_type_size(desc.data_type());
+}
+// The same dimensions and layout (strides in elements) with data type t.
+md with_type(const md &desc, dt t);
 
 std::string impl_name(const dnnl::primitive_desc_base &pd);
 

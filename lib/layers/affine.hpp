@@ -39,8 +39,9 @@ public:
             return;
         }
         // An int8 source (from an int8 layer before) is turned back into f32.
+        const dnn::dt in_dt = src.get_desc().data_type();
         const float dequantize =
-            src.get_desc().data_type() == dnn::f32 ? 1.0f : 1.0f / pc.src_scale;
+            in_dt == dnn::u8 || in_dt == dnn::s8 ? 1.0f / pc.src_scale : 1.0f;
         const auto any = dnn::tag::any;
         // With pc.bf16 a convolution's forward pass and a dense layer's on at
         // least 16 input features take bf16 operands (source, weights) and
@@ -53,7 +54,9 @@ public:
         // 1.2 ms against 4.0 ms, `dann_bench_layers` conv1 train_fwd[_bf16])
         // and takes its weight gradient in f32 from the f32 images;
         // its output gradient arrives in the layout that primitive reads
-        // (preferred_diff_dst()).
+        // (preferred_diff_dst()). A convolution whose output only a max
+        // pooling before another convolution reads writes it in bf16
+        // (PlanCtx::bf16_dst).
         const bool bf16 = pc.bf16 && (Ops::kConv || src.get_desc().dims()[1] >= 16);
         const dnn::dt cdt = bf16 ? dnn::bf16 : dnn::f32;
         src_in_ = src;
@@ -74,8 +77,12 @@ public:
             ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
             attr.set_post_ops(ops);
         }
+        // Under PlanCtx::bf16_dst the forward output is bf16 (the gradients
+        // stay f32: dst_any_ describes them).
+        const dnn::md fwd_dst_any =
+            bf16 && Ops::kConv && pc.bf16_dst ? dnn::md(shapes_.dst, dnn::bf16, any) : dst_any_;
         fpd_ = typename Ops::Fwd::primitive_desc(
-            Ops::fwd_desc(pk, src_any_, wei_any_, bias_md_, dst_any_, shapes_), attr,
+            Ops::fwd_desc(pk, src_any_, wei_any_, bias_md_, fwd_dst_any, shapes_), attr,
             pc.dev.eng);
         blas_ = gemm::use_blas(fpd_);
         fused_relu_ = pc.fuse_relu && !pc.training && !blas_;

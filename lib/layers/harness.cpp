@@ -23,14 +23,14 @@ struct Bench {
     // A plain tensor holding `values`, or its copy in a blocked (nChw16c)
     // or NHWC layout.
     dnnl::memory input(const dnn::dims &d, const std::vector<float> &values, bool blocked,
-                       bool nhwc = false) {
+                       bool nhwc = false, bool bf16 = false) {
         dnnl::memory plain = arena.make(dnn::plain(d));
         if (values.size() * sizeof(float) != plain.get_desc().get_size())
             fail(DANN_ERR_SHAPE, "harness: input size does not match its dimensions");
         std::memcpy(plain.get_data_handle(), values.data(), values.size() * sizeof(float));
-        if ((!blocked && !nhwc) || d.size() != 4) return plain;
-        dnnl::memory b =
-            arena.make(dnn::md(d, dnn::f32, nhwc ? dnn::tag::nhwc : dnn::tag::nChw16c));
+        if ((!blocked && !nhwc && !bf16) || d.size() != 4) return plain;
+        const dnn::tag t = nhwc ? dnn::tag::nhwc : blocked ? dnn::tag::nChw16c : dnn::tag::nchw;
+        dnnl::memory b = arena.make(dnn::md(d, bf16 ? dnn::bf16 : dnn::f32, t));
         dnnl::reorder(plain, b).execute(dev.strm, plain, b);
         dev.strm.wait();
         return b;
@@ -88,11 +88,15 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     const dann_layer_desc desc = with_defaults(layer);
 
     auto l = make_layer(desc, binding, split, 1);
-    dnnl::memory in = b.input(d, src, options.blocked_input, options.nhwc_input);
+    dnnl::memory in =
+        b.input(d, src, options.blocked_input, options.nhwc_input, options.bf16_input);
     b.pc.fuse_relu = options.fuse_relu && options.training;
     b.pc.bf16 = options.bf16 && options.training;
+    b.pc.bf16_dst = b.pc.bf16 && options.bf16_dst;
     l->plan_forward(b.pc, in);
     b.pc.fuse_relu = false;
+    b.pc.bf16_dst = false;
+    const bool dst_bf16 = l->dst().get_desc().data_type() == dnn::bf16;
     const dnn::dims od = l->dst().get_desc().dims();
     dnnl::memory dd;
     if (options.training) {
@@ -110,6 +114,7 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     l->forward(b.dev, rs);
     dnn::wait(b.dev);
     LayerRun out;
+    out.dst_bf16 = dst_bf16;
     out.dst_dims.assign(od.begin(), od.end());
     out.dst = b.read_plain(l->dst());
     out.fused_relu = l->fused_relu();

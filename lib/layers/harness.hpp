@@ -25,6 +25,12 @@ struct LayerOptions {
     // Training, 4-D: ask for diff_src in nChw16c (PlanCtx::diff_src_hint),
     // as a convolution before the layer would.
     bool blocked_diff_src_hint = false;
+    // 4-D: present src in bf16 (its values rounded to nearest even), in the
+    // layout the options above choose, as a bf16 convolution before would.
+    bool bf16_input = false;
+    // Training with bf16: offer the layer a bf16 output (PlanCtx::bf16_dst);
+    // LayerRun::dst is then that output widened to f32.
+    bool bf16_dst = false;
     uint64_t seed = 1;          // dropout mask seed
     int domain_split = 0;       // BATCHNORM: >0 normalises samples [0, split) and
                                 // [split, N) each with their own statistics
@@ -43,6 +49,7 @@ struct LayerRun {
     std::vector<float> running_mean_target, running_var_target;
     std::vector<float> dropout_mask;           // DROPOUT: the 0 / 1/(1-p) factors, plain
     bool fused_relu = false;                   // LayerOptions::fuse_relu was taken
+    bool dst_bf16 = false;                     // the layer wrote its output in bf16
     bool diff_src_blocked = false;             // diff_src was laid out nChw16c
 };
 

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/clones.hpp"
 #include "layers/factory.hpp"
 
 namespace dann {
@@ -29,12 +30,14 @@ public:
         src_ = src;
         src_reusable_ = pc.src_reusable;
         // Int8 plans pool u8/s8 as they are: the maximum keeps the scale.
-        const dnn::dt dt = src.get_desc().data_type();
-        dst_scale_ = dt == dnn::f32 ? 0.0f : pc.src_scale;
+        // bf16 (training plans, PlanCtx::bf16_dst) is pooled by the own
+        // loops below, exactly, into a bf16 output.
+        dnn::dt dt = src.get_desc().data_type();
+        dst_scale_ = dt == dnn::u8 || dt == dnn::s8 ? pc.src_scale : 0.0f;
         dnn::md dst_any({s[0], s[1], oh, ow}, dt, dnn::tag::any);
         const auto make_pd = [&](dnnl::prop_kind pk, const dnnl::primitive_attr &attr) {
             return dnnl::pooling_forward::primitive_desc(
-                dnnl::pooling_forward::desc(pk, dnnl::algorithm::pooling_max, src.get_desc(),
+                dnnl::pooling_forward::desc(pk, dnnl::algorithm::pooling_max, src_.get_desc(),
                                             dst_any, strides_, kernel_, pad_l_, pad_r_),
                 attr, pc.dev.eng);
         };
@@ -58,15 +61,23 @@ public:
             prh == 0 && prw == 0 && kh * kw < 255) {
             fpd_ = make_pd(dnnl::prop_kind::forward_inference, pc.attr);
             own_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
-            relu_ = own_ && pc.fuse_relu;
+            relu_ = own_ && pc.fuse_relu && keep_;
         }
+        if (!own_ && dt == dnn::bf16) {
+            // A bf16 source the own loops cannot walk: pooled in f32.
+            src_bf16_ = dnn::reformat(pc, src, dnn::with_type(src.get_desc(), dnn::f32));
+            src_ = src_bf16_.mem;
+            dt = dnn::f32;
+            dst_any = dnn::md(dst_any.dims(), dt, dnn::tag::any);
+        }
+        bf16_ = own_ && dt == dnn::bf16;
         if (!own_)
             fpd_ = make_pd(pc.training ? dnnl::prop_kind::forward_training
                                        : dnnl::prop_kind::forward_inference,
                            pc.attr);
         dst_ = pc.arena.make(fpd_.dst_desc());
         if (own_) {
-            if (keep_) where_.resize(dnn::physical_floats(fpd_.dst_desc()));
+            if (keep_) where_.resize(dnn::physical_elements(fpd_.dst_desc()));
         } else if (pc.training) {
             workspace_ = pc.arena.make(fpd_.workspace_desc());
             fwd_ = pc.record(dnnl::pooling_forward(fpd_),
@@ -83,14 +94,16 @@ public:
                        bool need_diff_src) override {
         if (!need_diff_src) return;
         if (own_) {
-            diff_dst_ = dnn::reformat(pc, diff_dst, fpd_.dst_desc());
+            // Gradients are f32 whatever the values' type.
+            diff_dst_ = dnn::reformat(pc, diff_dst, dnn::with_type(fpd_.dst_desc(), dnn::f32));
             // The input gradient takes the layout the layer before reads it
             // in (PlanCtx::diff_src_hint) where the lanes allow, the input's
             // otherwise. The own backward never reads the input: when nothing
             // else reads it after the forward pass either (the convolution
             // before keeps no use of its output), its gradient is written
             // over it.
-            dnn::md layout = src_.get_desc();
+            // A bf16 input gets its f32 gradient in a buffer of its own.
+            dnn::md layout = dnn::with_type(src_.get_desc(), dnn::f32);
             geo_.diff = geo_.src;
             const dnn::md &hint = pc.diff_src_hint;
             if (hint && hint.dims() == layout.dims() && hint.get_size() == layout.get_size() &&
@@ -99,8 +112,9 @@ public:
             } else {
                 geo_.diff = geo_.src;
             }
-            diff_src_ = src_reusable_ ? pc.arena.view(layout, src_.get_data_handle())
-                                      : pc.arena.make(layout);
+            const bool over_src = src_reusable_ && layout.get_size() == src_.get_desc().get_size();
+            diff_src_ = over_src ? pc.arena.view(layout, src_.get_data_handle())
+                                 : pc.arena.make(layout);
             return;
         }
         bpd_ = dnnl::pooling_backward::primitive_desc(
@@ -117,23 +131,22 @@ public:
     }
 
     void forward(dnn::Device &dev, const RunState &) override {
+        dnn::run_if(dev, src_bf16_.call);
         if (!own_) {
             dnn::run(dev, fwd_);
             return;
         }
         dnn::wait(dev); // the input is written by the stream
-        const Geometry &g = geo_;
-        if (!keep_) {
-            // Inference: no ReLU here (it is fused into the layer before).
-            if (g.block == 16) pool<16, false, false>(g);
-            else if (g.block == 8) pool<8, false, false>(g);
-            else pool<1, false, false>(g);
-        } else if (g.block == 16) {
-            relu_ ? pool<16, true, true>(g) : pool<16, false, true>(g);
-        } else if (g.block == 8) {
-            relu_ ? pool<8, true, true>(g) : pool<8, false, true>(g);
+        if (bf16_) {
+            pool_keep<uint16_t>();
+        } else if (keep_) {
+            pool_keep<float>();
         } else {
-            relu_ ? pool<1, true, true>(g) : pool<1, false, true>(g);
+            // Inference: no ReLU here (it is fused into the layer before).
+            const Geometry &g = geo_;
+            if (g.block == 16) pool<float, 16, false, false>(g);
+            else if (g.block == 8) pool<float, 8, false, false>(g);
+            else pool<float, 1, false, false>(g);
         }
     }
 
@@ -173,22 +186,23 @@ private:
         const auto dims = d.dims();
         const int64_t c = dims[1], h = dims[2], w = dims[3];
         const int64_t cb = (c + block - 1) / block;
-        if (block == 1 && d == dnn::md(dims, dnn::f32, dnn::tag::abcd)) {
+        const dnn::dt t = d.data_type();
+        if (block == 1 && d == dnn::md(dims, t, dnn::tag::abcd)) {
             st = {c * h * w, h * w, w, 1, 0};
             return true;
         }
-        if (block == 1 && d == dnn::md(dims, dnn::f32, dnn::tag::acdb)) {
+        if (block == 1 && d == dnn::md(dims, t, dnn::tag::acdb)) {
             st = {h * w * c, 1, w * c, c, 0};
             return true;
         }
-        const dnn::tag t = block == 16 ? dnn::tag::aBcd16b : dnn::tag::aBcd8b;
-        if (block > 1 && d == dnn::md(dims, dnn::f32, t)) {
+        const dnn::tag blocked = block == 16 ? dnn::tag::aBcd16b : dnn::tag::aBcd8b;
+        if (block > 1 && d == dnn::md(dims, t, blocked)) {
             st = {cb * h * w * block, h * w * block, w * block, block, 1};
             return true;
         }
         // NHWC with whole blocks of channels: the lanes run along the
         // contiguous channels (no padded lanes to write).
-        if (block > 1 && c % block == 0 && d == dnn::md(dims, dnn::f32, dnn::tag::acdb)) {
+        if (block > 1 && c % block == 0 && d == dnn::md(dims, t, dnn::tag::acdb)) {
             st = {h * w * c, block, w * c, c, 1};
             return true;
         }
@@ -227,14 +241,14 @@ private:
     // Everything arrives by value, so that the byte stores of `where` cannot
     // alias it and the lanes vectorise. K2: 2 x 2 windows, unrolled. Without
     // Keep (inference) no position is stored.
-    template <int L, bool Relu, bool Keep, bool K2>
-    static void pool_block(const float *__restrict src, float *__restrict dst,
+    template <class T, int L, bool Relu, bool Keep, bool K2>
+    DANN_CLONES static void pool_block(const T *__restrict src, T *__restrict dst,
                            uint8_t *__restrict where, Strides si, Strides so, int64_t oh,
                            int64_t ow, int64_t kh, int64_t kw) {
         for (int64_t oy = 0; oy < oh; ++oy)
             for (int64_t ox = 0; ox < ow; ++ox) {
-                const float *__restrict in = src + oy * kh * si.h + ox * kw * si.w;
-                float *__restrict out = dst + oy * so.h + ox * so.w;
+                const T *__restrict in = src + oy * kh * si.h + ox * kw * si.w;
+                T *__restrict out = dst + oy * so.h + ox * so.w;
                 uint8_t *__restrict pos = Keep ? where + oy * so.h + ox * so.w : nullptr;
 #pragma omp simd
                 for (int l = 0; l < L; ++l) {
@@ -243,28 +257,53 @@ private:
                     if constexpr (K2) {
                         // The maximum first, then the first position holding
                         // it: the same as a strictly-greater scan.
-                        const float v0 = in[l], v1 = in[si.w + l], v2 = in[si.h + l],
-                                    v3 = in[si.h + si.w + l];
+                        const float v0 = widen(in[l]), v1 = widen(in[si.w + l]),
+                                    v2 = widen(in[si.h + l]), v3 = widen(in[si.h + si.w + l]);
                         const float a = v1 > v0 ? v1 : v0, c = v3 > v2 ? v3 : v2;
                         m = c > a ? c : a;
                         at = v0 == m ? 0 : v1 == m ? 1 : v2 == m ? 2 : 3;
                     } else {
-                        m = in[l];
+                        m = widen(in[l]);
                         at = 0;
                         int k = 0;
                         for (int64_t y = 0; y < kh; ++y)
                             for (int64_t x = 0; x < kw; ++x, ++k) {
-                                const float v = in[y * si.h + x * si.w + l];
+                                const float v = widen(in[y * si.h + x * si.w + l]);
                                 const bool take = v > m; // ties keep the first
                                 m = take ? v : m;
                                 at = take ? k : at;
                             }
                     }
                     const bool pass = !Relu || m > 0.0f;
-                    out[l] = pass ? m : 0.0f;
+                    narrow(pass ? m : 0.0f, &out[l]);
                     if constexpr (Keep) pos[l] = static_cast<uint8_t>(pass ? at : kMasked);
                 }
             }
+    }
+
+    // Training: the positions are kept, and a ReLU may be fused in.
+    template <class T>
+    void pool_keep() {
+        const Geometry &g = geo_;
+        if (g.block == 16) relu_ ? pool<T, 16, true, true>(g) : pool<T, 16, false, true>(g);
+        else if (g.block == 8) relu_ ? pool<T, 8, true, true>(g) : pool<T, 8, false, true>(g);
+        else relu_ ? pool<T, 1, true, true>(g) : pool<T, 1, false, true>(g);
+    }
+
+    // Values as f32, and back: bf16 is the upper half of an f32, so a
+    // value read from bf16 (or 0) is stored back exactly.
+    static float widen(float v) { return v; }
+    static float widen(uint16_t v) {
+        const uint32_t bits = static_cast<uint32_t>(v) << 16;
+        float f;
+        std::memcpy(&f, &bits, sizeof f);
+        return f;
+    }
+    static void narrow(float v, float *to) { *to = v; }
+    static void narrow(float v, uint16_t *to) {
+        uint32_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        *to = static_cast<uint16_t>(bits >> 16);
     }
 
     // Whether a pass over `floats` input values is worth a team of threads
@@ -273,10 +312,10 @@ private:
         return static_cast<size_t>(floats) * sizeof(float) > dnn::kSerialBytes;
     }
 
-    template <int L, bool Relu, bool Keep>
+    template <class T, int L, bool Relu, bool Keep>
     void pool(const Geometry &g) {
-        const float *src = dnn::data_f32(src_);
-        float *dst = dnn::data_f32(dst_);
+        const T *src = static_cast<const T *>(src_.get_data_handle());
+        T *dst = static_cast<T *>(dst_.get_data_handle());
         uint8_t *where = Keep ? static_cast<uint8_t *>(where_.data()) : nullptr;
         const int64_t blocks = g.blocks;
         const bool k2 = g.kh == 2 && g.kw == 2;
@@ -288,11 +327,11 @@ private:
             const int64_t i0 = n * geo.src.n + b * geo.src.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
             uint8_t *pos = Keep ? where + o0 : nullptr;
             if (k2)
-                pool_block<L, Relu, Keep, true>(src + i0, dst + o0, pos, geo.src, geo.dst, geo.oh,
-                                                geo.ow, 2, 2);
+                pool_block<T, L, Relu, Keep, true>(src + i0, dst + o0, pos, geo.src, geo.dst,
+                                                   geo.oh, geo.ow, 2, 2);
             else
-                pool_block<L, Relu, Keep, false>(src + i0, dst + o0, pos, geo.src, geo.dst,
-                                                 geo.oh, geo.ow, geo.kh, geo.kw);
+                pool_block<T, L, Relu, Keep, false>(src + i0, dst + o0, pos, geo.src, geo.dst,
+                                                    geo.oh, geo.ow, geo.kh, geo.kw);
         }
     }
 
@@ -301,7 +340,7 @@ private:
     // other position. `live` lanes hold channels (the last block may be
     // padded).
     template <int L, bool K2>
-    static void route_block(const float *__restrict dd, const uint8_t *__restrict where,
+    DANN_CLONES static void route_block(const float *__restrict dd, const uint8_t *__restrict where,
                             float *__restrict ds, Strides si, Strides so, int64_t oh, int64_t ow,
                             int64_t kh, int64_t kw, int live) {
         for (int64_t oy = 0; oy < oh; ++oy)
@@ -366,6 +405,8 @@ private:
     dann_layer_desc desc_;
     bool own_ = false;  // dann's own loops (non-overlapping windows; training, f32 inference)
     bool keep_ = false; // own_ in training: the positions of the maxima are kept
+    bool bf16_ = false; // own_ on a bf16 source (and output)
+    dnn::Reformat src_bf16_; // a bf16 source the own loops cannot walk, in f32
     bool relu_ = false; // a ReLU fused in: applied to the output, masks the backward
     Buffer where_;      // own_: window position of each output's maximum
     bool src_reusable_ = false; // PlanCtx::src_reusable when planned

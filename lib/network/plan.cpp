@@ -34,6 +34,24 @@ static bool int8_reader(const std::vector<LayerSpec> &specs, const std::vector<s
     return kind == DANN_LAYER_CONV2D || kind == DANN_LAYER_DENSE;
 }
 
+// bf16 training plans: whether the output of the convolution at planning
+// position k may be bf16 (PlanCtx::bf16_dst): a max pooling with
+// non-overlapping, unpadded windows reads it (dann's own loops, which pool
+// bf16 exactly: rounding is monotone, so the maximum of the rounded values
+// is the rounded maximum) and, after the ReLU fused into it, a convolution
+// reads the pooled values, which it rounds to bf16 anyway.
+static bool bf16_pool_reader(const std::vector<LayerSpec> &specs,
+                             const std::vector<size_t> &order, size_t k) {
+    if (specs[order[k]].desc.kind != DANN_LAYER_CONV2D || k + 1 >= order.size()) return false;
+    const dann_layer_desc &pool = specs[order[k + 1]].desc;
+    if (pool.kind != DANN_LAYER_MAXPOOL2D || pool.kernel_h != pool.stride_h ||
+        pool.kernel_w != pool.stride_w || pool.pad_h != 0 || pool.pad_w != 0)
+        return false;
+    size_t next = k + 2;
+    if (next < order.size() && specs[order[next]].desc.kind == DANN_LAYER_RELU) ++next;
+    return next < order.size() && specs[order[next]].desc.kind == DANN_LAYER_CONV2D;
+}
+
 Calibration::Calibration(const Model &m) {
     for (const Stack s : {Stack::features, Stack::label, Stack::domain})
         ranges[static_cast<size_t>(s)].resize(m.stack(s).size());
@@ -87,10 +105,12 @@ const dnnl::memory &Plan::plan_stack(dnn::PlanCtx &pc, const Model &m, Stack whi
             spec.desc.kind != DANN_LAYER_DENSE && spec.desc.kind != DANN_LAYER_MAXPOOL2D)
             fail(DANN_ERR_INTERNAL, "layer " + spec.name + ": planned on an int8 input");
         pc.int8_dst = pc.int8 && int8_reader(specs, order, k + (pc.fuse_relu ? 2 : 1), which);
+        pc.bf16_dst = pc.bf16 && !pc.statistics_only && bf16_pool_reader(specs, order, k);
         out.back()->plan_forward(pc, *prev);
         pc.src_reusable = false;
         pc.fuse_relu = false;
         pc.int8_dst = false;
+        pc.bf16_dst = false;
         pc.src_scale = 0.0f;
         if (out.back()->fused_relu()) ++k; // the ReLU that follows is done
         prev = &out.back()->dst();
