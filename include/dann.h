@@ -364,8 +364,11 @@ typedef enum dann_precision {
      * strides and at least 16 input channels; the forward and data-gradient
      * products of dense layers with at least 16 input features. Other
      * weight gradients (the first convolution's, dense layers') come from
-     * f32 operands. Weights, optimizer state, batch norm, pooling and losses
-     * stay f32. Needs AVX512-BF16 or AMX: see dann_precision_supported.
+     * f32 operands. A convolution whose output only a max pooling with
+     * non-overlapping windows reads, before another convolution, writes it
+     * in bf16 (pooling bf16 is exact). Weights, optimizer state, batch
+     * norm, gradients and losses stay f32. Needs AVX512-BF16 or AMX: see
+     * dann_precision_supported.
      * Steps are deterministic but differ from f32 in the low bits. */
     DANN_PRECISION_BF16 = 1,
     /* Inference only (dann_context_quantize): u8/s8 activations, s8 weights,
