@@ -57,19 +57,34 @@ public:
         relu_ = false;
         keep_ = pc.training && !pc.statistics_only;
         const bool f32_inference = !pc.training && dt == dnn::f32;
-        if ((keep_ || f32_inference) && kh == sh && kw == sw && ph == 0 && pw == 0 &&
-            prh == 0 && prw == 0 && kh * kw < 255) {
+        const bool own_fits = (keep_ || f32_inference) && kh == sh && kw == sw && ph == 0 &&
+                              pw == 0 && prh == 0 && prw == 0 && kh * kw < 255;
+        // The output layout is the one oneDNN's kernel would give; its
+        // descriptor is only asked for, never run.
+        const auto plan_own = [&] {
             fpd_ = make_pd(dnnl::prop_kind::forward_inference, pc.attr);
-            own_ = geometry(src.get_desc(), fpd_.dst_desc(), geo_);
-            relu_ = own_ && pc.fuse_relu && keep_;
+            own_ = geometry(src_.get_desc(), fpd_.dst_desc(), geo_);
+        };
+        if (own_fits) {
+            if (dt != dnn::bf16) {
+                plan_own();
+            } else {
+                try {
+                    plan_own();
+                } catch (const dnnl::error &) {
+                    own_ = false; // oneDNN has no bf16 pooling on this CPU
+                }
+            }
         }
         if (!own_ && dt == dnn::bf16) {
-            // A bf16 source the own loops cannot walk: pooled in f32.
+            // A bf16 source the own loops cannot take here: pooled in f32.
             src_bf16_ = dnn::reformat(pc, src, dnn::with_type(src.get_desc(), dnn::f32));
             src_ = src_bf16_.mem;
             dt = dnn::f32;
             dst_any = dnn::md(dst_any.dims(), dt, dnn::tag::any);
+            if (own_fits) plan_own();
         }
+        relu_ = own_ && pc.fuse_relu && keep_;
         bf16_ = own_ && dt == dnn::bf16;
         if (!own_)
             fpd_ = make_pd(pc.training ? dnnl::prop_kind::forward_training
