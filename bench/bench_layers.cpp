@@ -34,6 +34,7 @@
 #include "layers/loss.hpp"
 #include "network/model.hpp"
 #include "network/plan.hpp"
+#include "net_cost.hpp"
 
 namespace {
 
@@ -59,24 +60,29 @@ struct Rng {
     }
 };
 
-// One stack of the network: its input (C, H, W) or (F) and its layers.
+// One stack of a network: its input (C, H, W) or (F) and its layers.
 struct Stack {
     dims in;
     std::vector<dann_layer_desc> layers;
 };
 
-Stack features() {
-    return {{3, 28, 28},
-            {dann_layer_conv2d(32, 5, 1, 0), dann_layer_relu(), dann_layer_maxpool2d(2, 2, 0),
-             dann_layer_conv2d(48, 5, 1, 0), dann_layer_relu(), dann_layer_maxpool2d(2, 2, 0),
-             dann_layer_flatten()}};
+enum class Part { features, label, domain };
+
+// A part of one of the paper's networks (dann_preset), as the library builds
+// it: the features end in an explicit flatten (which the model applies
+// implicitly), the heads take the flattened feature vector.
+Stack stack_of(int preset, Part part) {
+    const dann_model_desc m = dann::preset_desc(preset);
+    if (part == Part::features) {
+        Stack s{{m.in_channels, m.in_height, m.in_width}, {m.features, m.features + m.n_features}};
+        s.layers.push_back(dann_layer_flatten());
+        return s;
+    }
+    dann_bench::Shape x{m.in_channels, m.in_height, m.in_width, false};
+    for (size_t i = 0; i < m.n_features; ++i) x = dann_bench::next_shape(x, m.features[i]);
+    if (part == Part::label) return {{x.elems()}, {m.label_head, m.label_head + m.n_label_head}};
+    return {{x.elems()}, {m.domain_head, m.domain_head + m.n_domain_head}};
 }
-Stack label_head() {
-    return {{768},
-            {dann_layer_dense(100), dann_layer_relu(), dann_layer_dense(100), dann_layer_relu(),
-             dann_layer_dense(10)}};
-}
-Stack domain_head() { return {{768}, {dann_layer_dense(100), dann_layer_relu(), dann_layer_dense(1)}}; }
 
 dann::dnn::md plain_of(const dims &d) { return dann::dnn::plain(d); }
 
@@ -221,7 +227,8 @@ Cost cost(const Stack &s, size_t i, int64_t n, Pass pass, bool bwd_data) {
         } else if (l.kind == DANN_LAYER_MAXPOOL2D) {
             c.flops = nn * out_elems * window;
             c.bytes = f * nn * (in_elems + out_elems);
-        } else if (l.kind == DANN_LAYER_RELU) {
+        } else if (l.kind == DANN_LAYER_RELU || l.kind == DANN_LAYER_DROPOUT ||
+                   l.kind == DANN_LAYER_SIGMOID) {
             c.flops = nn * in_elems;
             c.bytes = f * nn * in_elems * (pass == Pass::fwd ? 2 : 3);
         } else { // flatten: a layout change
@@ -343,31 +350,79 @@ void run_losses(benchmark::State &state, bool softmax) {
 }
 
 struct Case {
-    const char *name;
-    Stack (*stack)();
+    std::string name;
+    int preset;
+    Part part;
     size_t index;
     bool affine;
 };
 
-void register_all() {
-    const Case cases[] = {
-        {"conv1_5x5_3to32_28x28", features, 0, true},
-        {"relu1_32x24x24", features, 1, false},
-        {"maxpool1_2x2_32x24x24", features, 2, false},
-        {"conv2_5x5_32to48_12x12", features, 3, true},
-        {"relu2_48x8x8", features, 4, false},
-        {"maxpool2_2x2_48x8x8", features, 5, false},
-        {"flatten_48x4x4", features, 6, false},
-        {"label_dense_768to100", label_head, 0, true},
-        {"label_relu_100", label_head, 1, false},
-        {"label_dense_100to100", label_head, 2, true},
-        {"label_dense_100to10", label_head, 4, true},
-        {"domain_dense_768to100", domain_head, 0, true},
-        {"domain_dense_100to1", domain_head, 2, true},
+// Every layer of the three networks, named by kind, position and shape (the
+// MNIST network's without a prefix, the others' prefixed "svhn_" and
+// "gtsrb_"); a layer whose name repeats an earlier one (same kind and shape)
+// is benchmarked once.
+std::vector<Case> all_cases() {
+    struct P {
+        int preset;
+        const char *prefix;
     };
-    for (const Case &c : cases) {
-        const bool label = c.stack == label_head;
-        const bool first = c.stack == features && c.index == 0;
+    std::vector<Case> cases;
+    auto seen = [&](const std::string &n) {
+        for (const Case &c : cases)
+            if (c.name == n) return true;
+        return false;
+    };
+    for (const P p : {P{DANN_PRESET_MNIST, ""}, P{DANN_PRESET_SVHN, "svhn_"}, P{DANN_PRESET_GTSRB, "gtsrb_"}}) {
+        for (Part part : {Part::features, Part::label, Part::domain}) {
+            const Stack s = stack_of(p.preset, part);
+            dann_bench::Shape x{s.in[0], s.in.size() > 1 ? s.in[1] : 1, s.in.size() > 2 ? s.in[2] : 1,
+                                s.in.size() == 1};
+            int convs = 0, pools = 0;
+            const std::string head = part == Part::label ? "label_" : "domain_";
+            for (size_t i = 0; i < s.layers.size(); ++i) {
+                const dann_layer_desc d = dann_bench::explicit_desc(s.layers[i]);
+                const dann_bench::Shape out = dann_bench::next_shape(x, d);
+                const std::string chw = std::to_string(x.c) + "x" + std::to_string(x.h) + "x" + std::to_string(x.w);
+                std::string n;
+                switch (d.kind) {
+                case DANN_LAYER_CONV2D:
+                    n = "conv" + std::to_string(++convs) + "_" + std::to_string(d.kernel_h) + "x" +
+                        std::to_string(d.kernel_w) + "_" + std::to_string(x.c) + "to" + std::to_string(d.units) +
+                        "_" + std::to_string(x.h) + "x" + std::to_string(x.w);
+                    break;
+                case DANN_LAYER_MAXPOOL2D:
+                    n = "maxpool" + std::to_string(++pools) + "_" + std::to_string(d.kernel_h) + "x" +
+                        std::to_string(d.kernel_w);
+                    if (d.stride_h != d.kernel_h || d.stride_w != d.kernel_w) n += "s" + std::to_string(d.stride_h);
+                    if (d.pad_h || d.pad_w) n += "p" + std::to_string(d.pad_h);
+                    n += "_" + chw;
+                    break;
+                case DANN_LAYER_FLATTEN: n = "flatten_" + chw; break;
+                case DANN_LAYER_DENSE:
+                    n = head + "dense_" + std::to_string(x.elems()) + "to" + std::to_string(d.units);
+                    break;
+                case DANN_LAYER_RELU:
+                    n = part == Part::features ? "relu" + std::to_string(convs) + "_" + chw
+                                               : head + "relu_" + std::to_string(x.elems());
+                    break;
+                case DANN_LAYER_DROPOUT: n = head + "dropout_" + std::to_string(x.elems()); break;
+                default: n = "layer" + std::to_string(i); break;
+                }
+                n = p.prefix + n;
+                if (!seen(n))
+                    cases.push_back({n, p.preset, part, i,
+                                     d.kind == DANN_LAYER_CONV2D || d.kind == DANN_LAYER_DENSE});
+                x = out;
+            }
+        }
+    }
+    return cases;
+}
+
+void register_all() {
+    for (const Case &c : all_cases()) {
+        const bool label = c.part == Part::label;
+        const bool first = c.part == Part::features && c.index == 0;
         const int64_t train_n = label ? 64 : 128;
         std::vector<Pass> passes{Pass::fwd, Pass::bwd};
         if (c.affine) {
@@ -376,10 +431,10 @@ void register_all() {
             if (!first) passes.insert(passes.begin() + 1, Pass::bwd_data);
         }
         for (Pass p : passes) {
-            const std::string name = std::string(c.name) + "/train_" + pass_name(p) +
+            const std::string name = c.name + "/train_" + pass_name(p) +
                                      "/batch:" + std::to_string(train_n);
             benchmark::RegisterBenchmark(name.c_str(), [c, p, train_n, first](benchmark::State &st) {
-                run_layer(st, c.stack(), c.index, train_n, true, p, !first);
+                run_layer(st, stack_of(c.preset, c.part), c.index, train_n, true, p, !first);
             })->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
         }
         // bf16 training plans (DANN_PRECISION_BF16): the forward pass and the
@@ -388,15 +443,15 @@ void register_all() {
         // to time).
         if (c.affine)
             for (Pass p : {Pass::fwd, Pass::bwd}) {
-                const std::string name = std::string(c.name) + "/train_" + pass_name(p) +
+                const std::string name = c.name + "/train_" + pass_name(p) +
                                          "_bf16/batch:" + std::to_string(train_n);
                 benchmark::RegisterBenchmark(name.c_str(), [c, p, train_n, first](benchmark::State &st) {
-                    run_layer(st, c.stack(), c.index, train_n, true, p, !first, true);
+                    run_layer(st, stack_of(c.preset, c.part), c.index, train_n, true, p, !first, true);
                 })->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
             }
-        const std::string name = std::string(c.name) + "/infer_fwd/batch:256";
+        const std::string name = c.name + "/infer_fwd/batch:256";
         benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State &st) {
-            run_layer(st, c.stack(), c.index, 256, false, Pass::fwd, false);
+            run_layer(st, stack_of(c.preset, c.part), c.index, 256, false, Pass::fwd, false);
         })->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
     benchmark::RegisterBenchmark("grl_768/train_bwd/batch:128", run_grl)

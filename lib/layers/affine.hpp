@@ -237,6 +237,26 @@ private:
         if (bwpd_) return;
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        // A fully connected layer's gradient is asked for in the model's plain
+        // layout first: oneDNN then runs it as one GEMM (gemm:jit), which also
+        // saves the reorder of a blocked gradient (together about 40 % of the
+        // layer's backward pass at the paper's shapes, e.g. 118 -> 87 ms for
+        // SVHN's 8192 -> 3072 layer at batch 64, 369 -> 206 us for MNIST's
+        // 768 -> 100). A reference implementation is not taken.
+        if (desc_.kind == DANN_LAYER_DENSE) {
+            try {
+                typename Ops::BwdWeights::primitive_desc plain(
+                    Ops::bwd_weights_desc(src_f32_any_, weights_plain_.get_desc(), bias_md_, dst_any_,
+                                          shapes_),
+                    attr, eng, fpd_);
+                if (!gemm::is_reference(dnn::impl_name(plain))) {
+                    bwpd_ = plain;
+                    return;
+                }
+            } catch (const dnnl::error &) {
+                // no implementation takes the plain layout: the blocked one below
+            }
+        }
         bwpd_ = typename Ops::BwdWeights::primitive_desc(
             Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_), attr,
             eng, fpd_);
