@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "layer_test_util.hpp"
+#include "layers/conv_bf16.hpp"
 #include "layers/harness.hpp"
 #include "reference/layer.hpp"
 #include "reference/losses.hpp"
@@ -354,6 +355,35 @@ TEST_CASE("bf16 convolutions match the scalar reference on bf16-exact values") {
     SUBCASE("stride 2 (oneDNN's backward)") {
         check_bf16_conv("bf16 conv k3 s2 16->16", conv(16, 3, 3, 2, 2, 1, 1), {2, 16, 9, 9}, 135);
     }
+    SUBCASE("more than 64 output positions (oneDNN's backward)") {
+        check_bf16_conv("bf16 conv k3 p1 9x9 16->24", conv(24, 3, 3, 1, 1, 1, 1), {2, 16, 9, 9}, 136);
+    }
+}
+
+TEST_CASE("The bf16 backward as forward convolutions serves unit strides, 16+ channels, small outputs") {
+    dann::GemmGeometry g;
+    g.conv = true;
+    g.n = 128;
+    g.c = 32;
+    g.h = g.w = 12;
+    g.oc = 48;
+    g.kh = g.kw = 5;
+    g.oh = g.ow = 8; // the MNIST network's second convolution
+    CHECK(dann::ConvBf16Backward::applies(g));
+    dann::GemmGeometry big = g; // 16x16 output: oneDNN's own backward
+    big.h = big.w = 16;
+    big.ph = big.pw = 2;
+    big.oh = big.ow = 16;
+    CHECK_FALSE(dann::ConvBf16Backward::applies(big));
+    dann::GemmGeometry few = g; // 3 input channels
+    few.c = 3;
+    CHECK_FALSE(dann::ConvBf16Backward::applies(few));
+    dann::GemmGeometry strided = g;
+    strided.sh = 2;
+    CHECK_FALSE(dann::ConvBf16Backward::applies(strided));
+    dann::GemmGeometry wide_pad = g; // padding as large as the kernel
+    wide_pad.ph = 5;
+    CHECK_FALSE(dann::ConvBf16Backward::applies(wide_pad));
 }
 
 TEST_CASE("Convolution with kernel 3, stride 2, no padding drops the last column of an even input") {

@@ -36,7 +36,7 @@ dnn::Call *record(dnn::PlanCtx &pc, const dnnl::convolution_forward::primitive_d
 
 bool ConvBf16Backward::applies(const GemmGeometry &g) {
     return g.conv && g.sh == 1 && g.sw == 1 && g.ph >= 0 && g.pw >= 0 && g.ph < g.kh &&
-           g.pw < g.kw && g.c >= 16;
+           g.pw < g.kw && g.c >= 16 && g.oh * g.ow <= kMaxOutputPositions;
 }
 
 void ConvBf16Backward::plan(dnn::PlanCtx &pc, const GemmGeometry &g, const dnnl::memory &src,

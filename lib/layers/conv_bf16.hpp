@@ -31,8 +31,16 @@ namespace dann {
 class ConvBf16Backward {
 public:
     // Whether this path serves a convolution of this geometry: unit strides,
-    // padding under the kernel size, and at least 16 input channels (below
-    // that the weight gradient's extra reorders outweigh the gain).
+    // padding under the kernel size, at least 16 input channels (below that
+    // the weight gradient's extra reorders outweigh the gain), and at most
+    // kMaxOutputPositions output positions: dY^T is the weight gradient's
+    // kernel, and oneDNN 2.6's AMX kernel slows down on large ones. With a
+    // 16x16 output oneDNN's own backward primitives are faster: the whole
+    // backward pass at batch 128, 1 thread, took 87 ms instead of 179 ms for
+    // the GTSRB network's second convolution (3x3, 96 -> 144) and 54 ms
+    // instead of 71 ms for the SVHN network's second (5x5, 64 -> 64); 8x8
+    // outputs (the MNIST and SVHN networks' last convolutions) stay here.
+    static constexpr int64_t kMaxOutputPositions = 64;
     static bool applies(const GemmGeometry &g);
 
     // src: the forward primitive's bf16 source, unchanged until backward();
