@@ -5,7 +5,7 @@
 //                   [--predict256-iters J] [--warmup W]
 //       per-call times (ms) of a DANN training step (64 source + 64 target,
 //       SGD momentum 0.9, lr 0.01, lambda 0.1) and of predictions at batch 1
-//       and 256, on the MNIST preset.
+//       and 256, on the MNIST preset (--arch svhn|gtsrb: the other presets).
 //       --bf16: the training step with DANN_PRECISION_BF16; --int8: the
 //       predictions on a context quantized (dann_context_quantize) with 256
 //       other images of the same kind.
@@ -49,8 +49,8 @@ void check(dann_status s, const char *what) {
     if (s != DANN_OK) die(what);
 }
 
-std::vector<float> random_images(size_t n, uint32_t seed, float offset) {
-    std::vector<float> v(n * kImage);
+std::vector<float> random_images(size_t n, uint32_t seed, float offset, size_t image = kImage) {
+    std::vector<float> v(n * image);
     for (auto &x : v) {
         seed = seed * 1664525u + 1013904223u;
         x = static_cast<float>(seed >> 8) / 16777216.0f - offset;
@@ -58,9 +58,9 @@ std::vector<float> random_images(size_t n, uint32_t seed, float offset) {
     return v;
 }
 
-std::vector<int32_t> labels_for(size_t n) {
+std::vector<int32_t> labels_for(size_t n, int classes = kClasses) {
     std::vector<int32_t> l(n);
-    for (size_t i = 0; i < n; ++i) l[i] = static_cast<int32_t>(i % kClasses);
+    for (size_t i = 0; i < n; ++i) l[i] = static_cast<int32_t>(i % static_cast<size_t>(classes));
     return l;
 }
 
@@ -96,23 +96,37 @@ int cmd_time(int argc, char **argv) {
     const bool bf16 = has_flag(argc, argv, "--bf16");
     const bool int8 = has_flag(argc, argv, "--int8");
 
+    const std::string arch = arg_value(argc, argv, "--arch", "mnist");
+    dann_preset preset = DANN_PRESET_MNIST;
+    if (arch == "svhn") preset = DANN_PRESET_SVHN;
+    else if (arch == "gtsrb") preset = DANN_PRESET_GTSRB;
+    else if (arch != "mnist") {
+        std::fprintf(stderr, "dann_timer: unknown --arch %s (mnist, svhn, gtsrb)\n", arch.c_str());
+        return 2;
+    }
+
     dann_model *m = nullptr;
-    check(dann_model_create_preset(DANN_PRESET_MNIST, 7, &m), "create");
+    check(dann_model_create_preset(preset, 7, &m), "create");
     check(dann_model_set_threads(m, threads), "threads");
+    dann_model_info info{};
+    check(dann_model_get_info(m, &info), "info");
+    const int c = info.in_channels, h = info.in_height, w = info.in_width;
+    const int classes = info.num_classes;
+    const size_t image = static_cast<size_t>(c) * static_cast<size_t>(h) * static_cast<size_t>(w);
 
     // Predictions first, on the initial weights; then training.
     dann_context *ctx = nullptr;
     check(dann_context_create(m, &ctx), "context");
     if (int8) {
-        const std::vector<float> calib = random_images(256, 21, 0.5f);
-        dann_batch cb = dann_batch_f32_nchw(calib.data(), 256, kC, kH, kW);
+        const std::vector<float> calib = random_images(256, 21, 0.5f, image);
+        dann_batch cb = dann_batch_f32_nchw(calib.data(), 256, c, h, w);
         check(dann_context_quantize(ctx, &cb), "quantize");
     }
-    const std::vector<float> images = random_images(256, 11, 0.5f);
-    std::vector<float> probs(256 * kClasses);
+    const std::vector<float> images = random_images(256, 11, 0.5f, image);
+    std::vector<float> probs(256 * static_cast<size_t>(classes));
     std::vector<double> p1, p256, step;
-    dann_batch one = dann_batch_f32_nchw(images.data(), 1, kC, kH, kW);
-    dann_batch many = dann_batch_f32_nchw(images.data(), 256, kC, kH, kW);
+    dann_batch one = dann_batch_f32_nchw(images.data(), 1, c, h, w);
+    dann_batch many = dann_batch_f32_nchw(images.data(), 256, c, h, w);
     for (int i = 0; i < warmup + p1_iters; ++i) {
         const auto t0 = Clock::now();
         check(dann_predict(ctx, &one, probs.data(), probs.size(), nullptr, 0), "predict 1");
@@ -129,10 +143,10 @@ int cmd_time(int argc, char **argv) {
     if (bf16) tp.precision = DANN_PRECISION_BF16;
     dann_trainer *t = nullptr;
     check(dann_trainer_create(m, &tp, &t), "trainer");
-    const std::vector<float> src = random_images(64, 12, 0.5f), tgt = random_images(64, 13, 0.3f);
-    const std::vector<int32_t> labels = labels_for(64);
-    dann_batch sb = dann_batch_f32_nchw(src.data(), 64, kC, kH, kW);
-    dann_batch tb = dann_batch_f32_nchw(tgt.data(), 64, kC, kH, kW);
+    const std::vector<float> src = random_images(64, 12, 0.5f, image), tgt = random_images(64, 13, 0.3f, image);
+    const std::vector<int32_t> labels = labels_for(64, classes);
+    dann_batch sb = dann_batch_f32_nchw(src.data(), 64, c, h, w);
+    dann_batch tb = dann_batch_f32_nchw(tgt.data(), 64, c, h, w);
     dann_step_result r;
     for (int i = 0; i < warmup + step_iters; ++i) {
         const auto t0 = Clock::now();
@@ -240,7 +254,7 @@ int main(int argc, char **argv) {
     if (mode == "first-predict" && argc > 2) return cmd_first_predict(argv[2], argc, argv);
     std::fprintf(stderr,
                  "usage: dann_timer time --threads T [--step-iters K] [--predict1-iters M] "
-                 "[--predict256-iters J] [--warmup W] [--bf16] [--int8]\n"
+                 "[--predict256-iters J] [--warmup W] [--bf16] [--int8] [--arch mnist|svhn|gtsrb]\n"
                  "       dann_timer caps\n"
                  "       dann_timer save PATH\n"
                  "       dann_timer adapt PATH N --threads T [--adapter]\n"

@@ -1,5 +1,9 @@
 #!/usr/bin/python3
-"""dann against PyTorch on the paper's MNIST network, same machine, same run.
+"""dann against PyTorch on the paper's networks, same machine, same run.
+
+--arch mnist (the default) runs every figure below on the MNIST network;
+--arch svhn and --arch gtsrb run the timing figures (step, predict1,
+predict256) on those networks, with fewer iterations per process.
 
 Variants:
   dann        bench/dann_timer (the public C API)
@@ -45,7 +49,7 @@ BATCH_SRC, BATCH_TGT, LAMBDA, LR = 64, 64, 0.1, 0.01
 # Worker side: PyTorch, in a process of its own.
 # --------------------------------------------------------------------------
 
-def torch_net(fc_as_conv):
+def torch_net(fc_as_conv, arch="mnist"):
     import torch
     from torch import nn
 
@@ -66,19 +70,40 @@ def torch_net(fc_as_conv):
     def fc(i, o):
         return nn.Conv2d(i, o, 1) if fc_as_conv else nn.Linear(i, o)
 
+    # The presets of dann (PAPER.md): layers, feature width.
+    if arch == "svhn":
+        features = [nn.Conv2d(3, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1),
+                    nn.Conv2d(64, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1),
+                    nn.Conv2d(64, 128, 5, padding=2), nn.ReLU()]
+        width = 8192
+        label = [fc(width, 3072), nn.ReLU(), nn.Dropout(0.5), fc(3072, 2048), nn.ReLU(),
+                 nn.Dropout(0.5), fc(2048, 10)]
+        domain = [fc(width, 1024), nn.ReLU(), nn.Dropout(0.5), fc(1024, 1024), nn.ReLU(),
+                  nn.Dropout(0.5), fc(1024, 1)]
+    elif arch == "gtsrb":
+        features = [nn.Conv2d(3, 96, 5), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(96, 144, 3), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(144, 256, 5), nn.ReLU(), nn.MaxPool2d(2)]
+        width = 1024
+        label = [fc(width, 512), nn.ReLU(), fc(512, 43)]
+        domain = [fc(width, 1024), nn.ReLU(), fc(1024, 1024), nn.ReLU(), fc(1024, 1)]
+    else:
+        features = [nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(32, 48, 5), nn.ReLU(), nn.MaxPool2d(2)]
+        width = 768
+        label = [fc(width, 100), nn.ReLU(), fc(100, 100), nn.ReLU(), fc(100, 10)]
+        domain = [fc(width, 100), nn.ReLU(), fc(100, 1)]
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = nn.Sequential(
-                nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(32, 48, 5), nn.ReLU(), nn.MaxPool2d(2))
-            self.label_head = nn.Sequential(fc(768, 100), nn.ReLU(), fc(100, 100), nn.ReLU(),
-                                            fc(100, 10), Flat())
-            self.domain_head = nn.Sequential(fc(768, 100), nn.ReLU(), fc(100, 1), Flat())
+            self.features = nn.Sequential(*features)
+            self.label_head = nn.Sequential(*label, Flat())
+            self.domain_head = nn.Sequential(*domain, Flat())
 
         def feats(self, x):
             f = self.features(x).flatten(1)
-            return f.view(f.shape[0], 768, 1, 1) if fc_as_conv else f
+            return f.view(f.shape[0], width, 1, 1) if fc_as_conv else f
 
         def predict(self, x):
             return torch.softmax(self.label_head(self.feats(x)), dim=1)
@@ -93,6 +118,9 @@ def torch_net(fc_as_conv):
     return Net()
 
 
+INPUT = {"mnist": (3, 28, 28, 10), "svhn": (3, 32, 32, 10), "gtsrb": (3, 40, 40, 43)}
+
+
 def load_torch(path, fc_as_conv):
     import torch
     net = torch_net(fc_as_conv)
@@ -103,11 +131,12 @@ def load_torch(path, fc_as_conv):
     return net
 
 
-def step_inputs(torch):
+def step_inputs(torch, arch="mnist"):
+    c, h, w, classes = INPUT[arch]
     g = torch.Generator().manual_seed(12)
-    xs = torch.rand(BATCH_SRC, 3, 28, 28, generator=g) - 0.5
-    xt = torch.rand(BATCH_TGT, 3, 28, 28, generator=g) - 0.3
-    ys = torch.arange(BATCH_SRC) % 10
+    xs = torch.rand(BATCH_SRC, c, h, w, generator=g) - 0.5
+    xt = torch.rand(BATCH_TGT, c, h, w, generator=g) - 0.3
+    ys = torch.arange(BATCH_SRC) % classes
     dom = torch.cat([torch.zeros(BATCH_SRC), torch.ones(BATCH_TGT)])
     return xs, xt, ys, dom
 
@@ -122,8 +151,9 @@ def worker_time(a):
     import torch
     torch.set_num_threads(a.threads)
     torch.manual_seed(7)
-    net = torch_net(a.variant == "torch_conv")
-    images = torch.rand(256, 3, 28, 28) - 0.5
+    net = torch_net(a.variant == "torch_conv", a.arch)
+    c, h, w, _ = INPUT[a.arch]
+    images = torch.rand(256, c, h, w) - 0.5
     out = {"threads": a.threads, "step_ms": [], "predict1_ms": [], "predict256_ms": []}
     net.eval()
     with torch.inference_mode():
@@ -137,7 +167,7 @@ def worker_time(a):
                     out[key].append((time.perf_counter() - t0) * 1e3)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
-    xs, xt, ys, dom = step_inputs(torch)
+    xs, xt, ys, dom = step_inputs(torch, a.arch)
     for i in range(a.warmup + a.step_iters):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -193,11 +223,12 @@ def env_for(threads):
 
 
 def worker_cmd(variant, mode, a, threads, extra=()):
+    arch = ["--arch", a.arch] if mode == "time" else []
     if variant.startswith("dann"):
         flags = FAST_FLAGS if variant == "dann_fast" else []
-        return [a.dann_timer, mode] + list(extra) + ["--threads", str(threads)] + flags
+        return [a.dann_timer, mode] + list(extra) + ["--threads", str(threads)] + flags + arch
     return [sys.executable, os.path.abspath(__file__), "--worker", mode, "--variant", variant,
-            "--threads", str(threads)] + list(extra)
+            "--threads", str(threads)] + list(extra) + arch
 
 
 def run_json(cmd, threads):
@@ -275,6 +306,8 @@ def main():
                     "bench/dann_timer, then build-bench/bench/dann_timer)")
     ap.add_argument("--json", default="side_by_side.json", help="where to write the results")
     ap.add_argument("--skip", default="", help="comma-separated figures to skip: time,rss,first")
+    ap.add_argument("--arch", default="mnist", choices=sorted(INPUT),
+                    help="the network (default mnist; svhn and gtsrb: timing figures only)")
     # Worker mode (internal).
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
@@ -305,6 +338,14 @@ def main():
     rounds = 2 if a.quick else a.rounds
     iters = (["--step-iters", "5", "--predict1-iters", "50", "--predict256-iters", "5"] if a.quick
              else ["--step-iters", "20", "--predict1-iters", "300", "--predict256-iters", "20"])
+    if a.arch != "mnist":
+        # 10-40x the MNIST network's work per image: fewer calls per process,
+        # and the RSS and start-up figures stay the MNIST network's.
+        skip |= {"rss", "first"}
+        iters = (["--step-iters", "2", "--predict1-iters", "10", "--predict256-iters", "2",
+                  "--warmup", "1"] if a.quick
+                 else ["--step-iters", "6", "--predict1-iters", "60", "--predict256-iters", "4",
+                       "--warmup", "2"])
     adapt_steps = 5 if a.quick else a.adapt_steps
 
     global VARIANTS, FAST_FLAGS
@@ -320,7 +361,8 @@ def main():
         info["blas_package"] or "?"), flush=True)
     print("load average at start: %.2f %.2f %.2f" % info["load_start"], flush=True)
 
-    results = {"machine": info, "rounds": rounds, "threads": threads, "timing": {}, "rss_kib": {},
+    print("network: %s" % a.arch, flush=True)
+    results = {"machine": info, "arch": a.arch, "rounds": rounds, "threads": threads, "timing": {}, "rss_kib": {},
                "first_ms": {}, "loads": []}
     # Per-call samples per (figure, threads, variant): one list of medians per round,
     # and the pooled batch-1 samples for the p99.
