@@ -231,8 +231,16 @@ def worker_cmd(variant, mode, a, threads, extra=()):
             "--threads", str(threads)] + list(extra) + arch
 
 
+PIN = None  # --pin: the CPU that 1-thread processes are bound to (taskset)
+
+
+def pinned(cmd, threads):
+    return ["taskset", "-c", PIN] + cmd if PIN is not None and threads == 1 else cmd
+
+
 def run_json(cmd, threads):
     """Runs cmd; returns (its JSON line, its peak RSS in KiB, load before)."""
+    cmd = pinned(cmd, threads)
     load = os.getloadavg()[0]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(threads))
     out = p.stdout.read()
@@ -245,6 +253,7 @@ def run_json(cmd, threads):
 
 
 def time_to_first(cmd, threads):
+    cmd = pinned(cmd, threads)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(threads))
     t0 = time.perf_counter()
     line = p.stdout.readline()
@@ -306,6 +315,10 @@ def main():
                     "bench/dann_timer, then build-bench/bench/dann_timer)")
     ap.add_argument("--json", default="side_by_side.json", help="where to write the results")
     ap.add_argument("--skip", default="", help="comma-separated figures to skip: time,rss,first")
+    ap.add_argument("--pin", default=None, metavar="CPU",
+                    help="bind every 1-thread process (dann's and PyTorch's) to this CPU with "
+                         "taskset, so that the scheduler's choice of core, on a machine whose "
+                         "cores differ in speed, does not enter the figures")
     ap.add_argument("--arch", default="mnist", choices=sorted(INPUT),
                     help="the network (default mnist; svhn and gtsrb: timing figures only)")
     # Worker mode (internal).
@@ -348,7 +361,8 @@ def main():
                        "--warmup", "2"])
     adapt_steps = 5 if a.quick else a.adapt_steps
 
-    global VARIANTS, FAST_FLAGS
+    global VARIANTS, FAST_FLAGS, PIN
+    PIN = a.pin
     caps, _, _ = run_json([a.dann_timer, "caps"], 1)
     FAST_FLAGS = (["--bf16"] if caps.get("bf16") else []) + (["--int8"] if caps.get("int8") else [])
     if FAST_FLAGS:
@@ -361,8 +375,9 @@ def main():
         info["blas_package"] or "?"), flush=True)
     print("load average at start: %.2f %.2f %.2f" % info["load_start"], flush=True)
 
-    print("network: %s" % a.arch, flush=True)
-    results = {"machine": info, "arch": a.arch, "rounds": rounds, "threads": threads, "timing": {}, "rss_kib": {},
+    print("network: %s; 1-thread processes %s" % (
+        a.arch, "bound to CPU %s" % PIN if PIN is not None else "not bound"), flush=True)
+    results = {"machine": info, "arch": a.arch, "pin": PIN, "rounds": rounds, "threads": threads, "timing": {}, "rss_kib": {},
                "first_ms": {}, "loads": []}
     # Per-call samples per (figure, threads, variant): one list of medians per round,
     # and the pooled batch-1 samples for the p99.

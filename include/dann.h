@@ -360,11 +360,12 @@ typedef enum dann_precision {
     DANN_PRECISION_F32 = 0, /* f32 throughout                                   */
     /* Training: products take bf16 operands (activations, weights and output
      * gradients rounded to bf16) and accumulate in f32: every convolution's
-     * forward pass; the weight and data gradients of convolutions with unit
-     * strides and at least 16 input channels; the forward and data-gradient
-     * products of dense layers with at least 16 input features. Other
-     * weight gradients (the first convolution's, dense layers') come from
-     * f32 operands. A convolution whose output only a max pooling with
+     * forward pass and data gradient; the weight gradients of convolutions
+     * with unit strides, at least 16 input channels and at most 64 output
+     * positions (8x8); the forward and data-gradient products of dense layers
+     * with at least 16 input features. Other weight gradients (the first
+     * convolution's, larger convolutions', dense layers') come from f32
+     * operands. A convolution whose output only a max pooling with
      * non-overlapping windows reads, before another convolution, writes it
      * in bf16 (pooling bf16 is exact). Weights, optimizer state, batch
      * norm, gradients and losses stay f32. Needs AVX512-BF16 or AMX: see
