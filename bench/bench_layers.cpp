@@ -180,6 +180,11 @@ bool is_compute(const dann::dnn::Call &c) {
     return k == dnnl::primitive::kind::convolution || k == dnnl::primitive::kind::inner_product;
 }
 
+// A stack's input as a shape: (C, H, W), or F features.
+dann_bench::Shape shape_of(const dims &d) {
+    return d.size() == 1 ? dann_bench::Shape{d[0], 1, 1, true} : dann_bench::Shape{d[0], d[1], d[2], false};
+}
+
 struct Cost {
     double flops = 0, bytes = 0;
 };
@@ -187,53 +192,27 @@ struct Cost {
 // Work of one pass of layer `i` of `s` at batch n (the logical sizes);
 // `bwd_data`: whether its backward computes an input gradient.
 Cost cost(const Stack &s, size_t i, int64_t n, Pass pass, bool bwd_data) {
-    dims d = s.in;
+    dann_bench::Shape x = shape_of(s.in);
+    for (size_t k = 0; k < i; ++k) x = dann_bench::next_shape(x, s.layers[k]);
+    const dann_layer_desc l = dann::with_defaults(s.layers[i]);
+    const dann_bench::Shape out = dann_bench::next_shape(x, l);
+    const double in_elems = static_cast<double>(x.elems()), out_elems = static_cast<double>(out.elems());
+    const double nn = static_cast<double>(n), f = 4.0;
     Cost c;
-    for (size_t k = 0; k <= i; ++k) {
-        const dann_layer_desc l = dann::with_defaults(s.layers[k]);
-        double in_elems = 1;
-        for (int64_t v : d) in_elems *= static_cast<double>(v);
-        dims out = d;
-        double macs = 0, window = 0;
-        if (l.kind == DANN_LAYER_CONV2D || l.kind == DANN_LAYER_MAXPOOL2D) {
-            const int64_t oc = l.kind == DANN_LAYER_CONV2D ? l.units : d[0];
-            out = {oc, (d[1] + 2 * l.pad_h - l.kernel_h) / l.stride_h + 1,
-                   (d[2] + 2 * l.pad_w - l.kernel_w) / l.stride_w + 1};
-            window = static_cast<double>(l.kernel_h) * static_cast<double>(l.kernel_w);
-            if (l.kind == DANN_LAYER_CONV2D) macs = window * static_cast<double>(d[0]);
-        } else if (l.kind == DANN_LAYER_DENSE) {
-            out = {l.units};
-            macs = in_elems;
-        } else if (l.kind == DANN_LAYER_FLATTEN) {
-            out = {static_cast<int64_t>(in_elems)};
-        }
-        if (k < i) {
-            d = out;
-            continue;
-        }
-        double out_elems = 1;
-        for (int64_t v : out) out_elems *= static_cast<double>(v);
-        const double nn = static_cast<double>(n), f = 4.0;
-        if (l.kind == DANN_LAYER_CONV2D || l.kind == DANN_LAYER_DENSE) {
-            const double w = macs * static_cast<double>(out[0]);
-            const double one = 2.0 * nn * out_elems * macs;
-            c.flops = pass == Pass::bwd && bwd_data ? 2 * one : one;
-            switch (pass) {
-            case Pass::fwd: c.bytes = f * (nn * (in_elems + out_elems) + w); break;
-            case Pass::bwd_data: c.bytes = f * (nn * (in_elems + out_elems) + w); break;
-            case Pass::bwd_weights: c.bytes = f * (nn * (in_elems + out_elems) + w); break;
-            case Pass::bwd: c.bytes = f * 2 * (nn * (in_elems + out_elems) + w); break;
-            }
-        } else if (l.kind == DANN_LAYER_MAXPOOL2D) {
-            c.flops = nn * out_elems * window;
-            c.bytes = f * nn * (in_elems + out_elems);
-        } else if (l.kind == DANN_LAYER_RELU || l.kind == DANN_LAYER_DROPOUT ||
-                   l.kind == DANN_LAYER_SIGMOID) {
-            c.flops = nn * in_elems;
-            c.bytes = f * nn * in_elems * (pass == Pass::fwd ? 2 : 3);
-        } else { // flatten: a layout change
-            c.bytes = f * nn * in_elems * 2;
-        }
+    if (l.kind == DANN_LAYER_CONV2D || l.kind == DANN_LAYER_DENSE) {
+        const double w = dann_bench::layer_weights(x, l) - l.units; // the bias left out
+        const double one = 2.0 * nn * dann_bench::layer_macs(x, l);
+        c.flops = pass == Pass::bwd && bwd_data ? 2 * one : one;
+        c.bytes = f * (pass == Pass::bwd ? 2 : 1) * (nn * (in_elems + out_elems) + w);
+    } else if (l.kind == DANN_LAYER_MAXPOOL2D) {
+        c.flops = nn * out_elems * l.kernel_h * l.kernel_w;
+        c.bytes = f * nn * (in_elems + out_elems);
+    } else if (l.kind == DANN_LAYER_RELU || l.kind == DANN_LAYER_DROPOUT ||
+               l.kind == DANN_LAYER_SIGMOID) {
+        c.flops = nn * in_elems;
+        c.bytes = f * nn * in_elems * (pass == Pass::fwd ? 2 : 3);
+    } else { // flatten: a layout change
+        c.bytes = f * nn * in_elems * 2;
     }
     return c;
 }
@@ -375,12 +354,11 @@ std::vector<Case> all_cases() {
     for (const P p : {P{DANN_PRESET_MNIST, ""}, P{DANN_PRESET_SVHN, "svhn_"}, P{DANN_PRESET_GTSRB, "gtsrb_"}}) {
         for (Part part : {Part::features, Part::label, Part::domain}) {
             const Stack s = stack_of(p.preset, part);
-            dann_bench::Shape x{s.in[0], s.in.size() > 1 ? s.in[1] : 1, s.in.size() > 2 ? s.in[2] : 1,
-                                s.in.size() == 1};
+            dann_bench::Shape x = shape_of(s.in);
             int convs = 0, pools = 0;
             const std::string head = part == Part::label ? "label_" : "domain_";
             for (size_t i = 0; i < s.layers.size(); ++i) {
-                const dann_layer_desc d = dann_bench::explicit_desc(s.layers[i]);
+                const dann_layer_desc d = dann::with_defaults(s.layers[i]);
                 const dann_bench::Shape out = dann_bench::next_shape(x, d);
                 const std::string chw = std::to_string(x.c) + "x" + std::to_string(x.h) + "x" + std::to_string(x.w);
                 std::string n;
