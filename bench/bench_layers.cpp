@@ -176,6 +176,7 @@ std::string impl_of(const dann::dnn::Call &c) {
 }
 
 bool is_compute(const dann::dnn::Call &c) {
+    if (!c.prim) return false; // dann's own conversion (Call::cvt_count)
     const auto k = c.prim.get_kind();
     return k == dnnl::primitive::kind::convolution || k == dnnl::primitive::kind::inner_product;
 }

@@ -364,8 +364,11 @@ typedef enum dann_precision {
      * with unit strides, at least 16 input channels and at most 64 output
      * positions (8x8); the forward and data-gradient products of dense layers
      * with at least 16 input features. Other weight gradients (the first
-     * convolution's, larger convolutions', dense layers') come from f32
-     * operands. A convolution whose output only a max pooling with
+     * convolution's, larger convolutions', dense layers') come from bf16
+     * operands too on CPUs with AVX512-BF16 but no AMX (where that is about
+     * twice as fast as f32) and from f32 operands on AMX CPUs (where it is
+     * not); so bf16 runs on the two kinds of CPU differ in the low bits.
+     * A convolution whose output only a max pooling with
      * non-overlapping windows reads, before another convolution, writes it
      * in bf16 (pooling bf16 is exact). Weights, optimizer state, batch
      * norm, gradients and losses stay f32. Needs AVX512-BF16 or AMX: see

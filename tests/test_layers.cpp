@@ -27,14 +27,19 @@
 // Setting DANN_LAYER_TEST_REPORT=1 prints the largest error of every comparison.
 
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
 #include "layer_test_util.hpp"
+#include "core/convert.hpp"
+#include "core/dnn.hpp"
 #include "layers/conv_bf16.hpp"
 #include "layers/harness.hpp"
 #include "reference/layer.hpp"
@@ -357,6 +362,156 @@ TEST_CASE("bf16 convolutions match the scalar reference on bf16-exact values") {
     }
     SUBCASE("more than 64 output positions (oneDNN's backward)") {
         check_bf16_conv("bf16 conv k3 p1 9x9 16->24", conv(24, 3, 3, 1, 1, 1, 1), {2, 16, 9, 9}, 136);
+    }
+}
+
+TEST_CASE("bf16 dense layers match the scalar reference on bf16-exact values") {
+    if (!dann_precision_supported(DANN_PRECISION_BF16)) {
+        MESSAGE("bf16 is not supported on this CPU: skipped");
+        return;
+    }
+    for (const auto &c : {std::pair<int, std::vector<int>>{24, {8, 40}}, {100, {16, 768}}, {1, {16, 100}}}) {
+        Problem p = make_problem(dense(c.first), c.second, Fill::uniform, 137);
+        p.src = bf16_exact(p.src);
+        for (auto &t : p.params) t = bf16_exact(t);
+        p.diff_dst = bf16_exact(p.diff_dst);
+        LayerOptions o = training();
+        o.bf16 = true;
+        check_against_reference("bf16 dense " + std::to_string(c.second[1]) + "->" + std::to_string(c.first), p, o,
+                                kLinearTol, kLinearTol);
+    }
+}
+
+// Where dnn::bf16_weight_gradients() (AVX512-BF16 without AMX), a bf16
+// layer outside ConvBf16Backward takes its weight and bias gradients from
+// the source and output gradient rounded to bf16 (nearest even); elsewhere
+// from the f32 values. On values that are not bf16-exact the two differ by
+// far more than the tolerance, so each run must match the one reference its
+// CPU calls for and miss the other.
+namespace {
+
+std::vector<float> bf16_nearest(std::vector<float> v) {
+    for (float &x : v) {
+        uint32_t u;
+        std::memcpy(&u, &x, sizeof u);
+        u += 0x7fffu + ((u >> 16) & 1u);
+        u &= 0xffff0000u;
+        std::memcpy(&x, &u, sizeof u);
+    }
+    return v;
+}
+
+bool within(const std::vector<float> &got, const std::vector<double> &want, const Tolerance &tol) {
+    if (got.size() != want.size()) return false;
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (!(std::fabs(static_cast<double>(got[i]) - want[i]) <= tol.atol + tol.rtol * std::fabs(want[i])))
+            return false;
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("bf16 weight gradients come from bf16 operands exactly where dnn::bf16_weight_gradients()") {
+    if (!dann_precision_supported(DANN_PRECISION_BF16)) {
+        MESSAGE("bf16 is not supported on this CPU: skipped");
+        return;
+    }
+    const bool rounded = dann::dnn::bf16_weight_gradients();
+    const std::string note = std::string("bf16 weight gradients on this CPU: ") + (rounded ? "yes" : "no");
+    MESSAGE(note);
+    Problem p;
+    std::string label;
+    SUBCASE("convolution on 3 channels") {
+        p = make_problem(conv(32, 5, 5, 1, 1, 0, 0), {2, 3, 10, 10}, Fill::uniform, 141);
+        label = "conv 3->32";
+    }
+    SUBCASE("convolution with stride 2") {
+        p = make_problem(conv(16, 3, 3, 2, 2, 1, 1), {2, 16, 9, 9}, Fill::uniform, 142);
+        label = "conv s2 16->16";
+    }
+    SUBCASE("dense") {
+        p = make_problem(dense(24), {8, 40}, Fill::uniform, 143);
+        label = "dense 40->24";
+    }
+    for (auto &t : p.params) t = bf16_exact(t);
+    LayerOptions o = training();
+    o.bf16 = true;
+    const LayerRun run = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
+    const ref::LayerMode mode = mode_for(o, run);
+    const std::vector<std::vector<double>> params = to_double(p.params);
+    const ref::LayerGrads f32 =
+        ref::layer_backward(p.layer, p.src_dims, to_double(p.src), params, to_double(p.diff_dst), mode);
+    const ref::LayerGrads bf16 = ref::layer_backward(p.layer, p.src_dims, to_double(bf16_nearest(p.src)), params,
+                                                     to_double(bf16_nearest(p.diff_dst)), mode);
+    REQUIRE(run.diff_params.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const std::string what = label + (i == 0 ? " weight gradient" : " bias gradient");
+        const auto &want = rounded ? bf16.diff_params[i] : f32.diff_params[i];
+        const auto &other = rounded ? f32.diff_params[i] : bf16.diff_params[i];
+        check_close(what, run.diff_params[i], want, kLinearTol.atol, kLinearTol.rtol);
+        CHECK_MESSAGE(!within(run.diff_params[i], other, kLinearTol),
+                      what << " also matches the other reference: the values cannot tell them apart");
+    }
+}
+
+TEST_CASE("dann's own f32 -> bf16 reorder writes oneDNN's bits") {
+    // dnn::reformat() runs a type-only f32 -> bf16 reorder in its own loop
+    // (core/convert.hpp) where it can: it must round exactly as oneDNN's
+    // reorder does, ties, denormals, infinities and NaNs included, in every
+    // layout, on one thread or two, with a tail shorter than a vector.
+    if (!dann_precision_supported(DANN_PRECISION_BF16)) {
+        MESSAGE("bf16 is not supported on this CPU: skipped");
+        return;
+    }
+    const bool own = dann::convert::f32_to_bf16_available();
+    const std::vector<uint32_t> specials = {
+        0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u, // NaNs
+        0x7fbfffffu, 0x00000001u, 0x807fffffu, 0x00800000u, 0x3f808000u, 0x3f818000u, 0x3f807fffu,
+        0x3f808001u, 0x7f7fffffu, 0xff7f8000u, 0x477fe000u, 0x3effffffu};
+    for (const auto &c : {std::pair<dann::dnn::dims, dann::dnn::tag>{{3, 32, 5, 7}, dann::dnn::tag::nChw16c},
+                          {{2, 3, 7, 9}, dann::dnn::tag::nchw},
+                          {{5, 13}, dann::dnn::tag::nc}}) {
+        for (const int threads : {1, 2}) {
+            dann::dnn::Device dev;
+            dann::dnn::Arena arena(dev);
+            std::deque<dann::dnn::Call> calls;
+            dann::dnn::PlanCtx pc(dev, arena, calls, true);
+            const dann::dnn::md f32_md(c.first, dann::dnn::f32, c.second);
+            dnnl::memory from = arena.make(f32_md);
+            const size_t n = dann::dnn::physical_floats(f32_md);
+            Rng rng(151);
+            std::vector<uint32_t> bits(n);
+            for (size_t i = 0; i < n; ++i) {
+                const float v = (uniform_floats(1, rng)[0]) * (i % 3 == 0 ? 1e-39f : 3.0f);
+                std::memcpy(&bits[i], &v, sizeof v);
+                if (i % 5 == 0) bits[i] = specials[(i / 5) % specials.size()];
+            }
+            std::memcpy(from.get_data_handle(), bits.data(), n * sizeof(float));
+            const dann::dnn::md bf16_md = dann::dnn::with_type(f32_md, dann::dnn::bf16);
+            const dann::dnn::Reformat r = dann::dnn::reformat(pc, from, bf16_md);
+            REQUIRE(r.call != nullptr);
+            CHECK((r.call->cvt_count > 0) == own);
+            const int saved = omp_get_max_threads();
+            omp_set_num_threads(threads);
+            dann::dnn::run(dev, r.call);
+            dann::dnn::wait(dev);
+            omp_set_num_threads(saved);
+            dnnl::memory want(bf16_md, dev.eng);
+            dnnl::reorder(from, want).execute(dev.strm, from, want);
+            dev.strm.wait();
+            const auto *got_p = static_cast<const uint16_t *>(r.mem.get_data_handle());
+            const auto *want_p = static_cast<const uint16_t *>(want.get_data_handle());
+            size_t differ = 0, first = n;
+            for (size_t i = 0; i < n; ++i)
+                if (got_p[i] != want_p[i]) {
+                    ++differ;
+                    if (first == n) first = i;
+                }
+            char input[16] = "";
+            if (first < n) std::snprintf(input, sizeof input, "0x%08x", static_cast<unsigned>(bits[first]));
+            CHECK_MESSAGE(differ == 0,
+                          differ << " of " << n << " values differ, first at " << first << " (input " << input << ")");
+        }
     }
 }
 

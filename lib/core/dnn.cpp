@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/convert.hpp"
 #include "core/error.hpp"
 
 namespace dann::dnn {
@@ -53,6 +54,8 @@ bool bf16_native() {
     return isa == c::avx512_core_bf16 || isa == c::avx512_core_amx;
 }
 
+bool bf16_weight_gradients() { return dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_bf16; }
+
 bool int8_native() {
     const auto isa = dnnl::get_effective_cpu_isa();
     using c = dnnl::cpu_isa;
@@ -72,7 +75,31 @@ Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want, float s
     return r;
 }
 
+namespace {
+
+// The layout has no padding (a blocked layout whose blocks the dimensions
+// fill).
+bool unpadded(const md &desc) {
+    const dnnl_memory_desc_t &d = desc.data;
+    for (int i = 0; i < d.ndims; ++i)
+        if (d.padded_dims[i] != d.dims[i] || d.padded_offsets[i] != 0) return false;
+    return d.format_kind == dnnl_blocked && d.offset0 == 0;
+}
+
+} // namespace
+
 Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to, float scale) {
+    const md &src = from.get_desc();
+    if (scale == 1.0f && src.data_type() == f32 && to.get_desc() == with_type(src, bf16) &&
+        unpadded(src) && convert::f32_to_bf16_available() && bf16_native()) {
+        Call call;
+        call.cvt_from = from.get();
+        call.cvt_to = to.get();
+        call.cvt_count = physical_elements(src);
+        call.serial = src.get_size() + to.get_desc().get_size() <= kSerialBytes;
+        pc.calls.push_back(std::move(call));
+        return &pc.calls.back();
+    }
     // A primitive_attr copy shares its handle: build a new one.
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(pc.attr.get_scratchpad_mode());
@@ -112,6 +139,16 @@ InBackend::~InBackend() { --t_backend_depth; }
 int backend_depth() noexcept { return t_backend_depth; }
 
 void run(Device &dev, const Call *call) {
+    if (call->cvt_count > 0) {
+        wait(dev); // the source may be written by the stream
+        void *from = nullptr, *to = nullptr;
+        if (dnnl_memory_get_data_handle(call->cvt_from, &from) != dnnl_success ||
+            dnnl_memory_get_data_handle(call->cvt_to, &to) != dnnl_success)
+            fail(DANN_ERR_BACKEND, "oneDNN memory without a data handle");
+        convert::f32_to_bf16(static_cast<const float *>(from), static_cast<uint16_t *>(to), call->cvt_count,
+                             call->serial);
+        return;
+    }
     dnnl_status_t st;
     {
         InBackend in;

@@ -32,6 +32,15 @@ using dt = dnnl::memory::data_type;
 // CPU (AVX512-BF16 or AMX, as limited by ONEDNN_MAX_CPU_ISA).
 bool bf16_native();
 
+// Whether bf16 training plans also take their weight gradients from bf16
+// operands (source and output gradient; the gradient itself is f32). True
+// where oneDNN's best kernels are AVX512-BF16 without AMX: there VDPBF16PS
+// does twice the multiply-adds of an fp32 FMA per instruction, and oneDNN
+// 2.6's bf16 backward-weights kernels run at about 2x the f32 ones (AMD
+// Zen 4, `dann_bench_layers` *_train_bwd_bf16). With AMX those kernels were
+// slower than f32, so AMX CPUs keep f32 weight gradients.
+bool bf16_weight_gradients();
+
 // Whether oneDNN runs int8 convolutions and inner products on int8 dot
 // product instructions here (AVX512-VNNI, AVX-VNNI or AMX, as limited by
 // ONEDNN_MAX_CPU_ISA): their int32 sums are then exact. Older x86 kernels
@@ -56,6 +65,11 @@ struct Call {
     // second max pooling took 4.5 us on two threads and 1.1 us on one; the
     // first, 92 KB, was still faster on two).
     bool serial = false;
+    // dann's own f32 -> bf16 conversion (convert::f32_to_bf16) instead of a
+    // primitive (prim is then empty): cvt_count values from cvt_from into
+    // cvt_to, both in the same layout.
+    dnnl_memory_t cvt_from = nullptr, cvt_to = nullptr;
+    size_t cvt_count = 0;
 };
 
 // Calls of at most this many bytes of operands are `serial` (Call).
@@ -145,7 +159,10 @@ struct Reformat {
 // (scale = its inverse).
 Reformat reformat(PlanCtx &pc, const dnnl::memory &from, const md &want, float scale = 1.0f);
 // A reorder from `from` into the existing memory `to` (both kept alive by
-// their owners), scaled as reformat() does.
+// their owners), scaled as reformat() does. One that only turns f32 into
+// bf16 in the same unpadded layout runs dann's own conversion where it is
+// available and oneDNN's bf16 kernels run natively (the same bits as
+// oneDNN's reorder; core/convert.hpp).
 Call *reorder_into(PlanCtx &pc, const dnnl::memory &from, const dnnl::memory &to,
                    float scale = 1.0f);
 

@@ -47,18 +47,20 @@ public:
         // least 16 input features take bf16 operands (source, weights) and
         // write f32. A convolution that ConvBf16Backward serves (unit
         // strides, at least 16 input channels) runs both backward products
-        // as forward convolutions in bf16; other layers keep an f32 weight
-        // gradient from f32 operands (oneDNN 2.6's bf16 backward-weights
-        // kernels are slower here) and a bf16 data gradient. The first
-        // convolution on RGB thus runs forward in bf16 (on AMX at batch 128:
-        // 1.2 ms against 4.0 ms, `dann_bench_layers` conv1 train_fwd[_bf16])
-        // and takes its weight gradient in f32 from the f32 images;
-        // its output gradient arrives in the layout that primitive reads
+        // as forward convolutions in bf16; other layers take a bf16 data
+        // gradient and an f32 weight gradient, from bf16 operands where
+        // dnn::bf16_weight_gradients() (AVX512-BF16 without AMX) and from f32
+        // ones otherwise (on AMX oneDNN 2.6's bf16 backward-weights kernels
+        // are slower than f32). The first convolution on RGB thus runs
+        // forward in bf16 (on AMX at batch 128: 1.2 ms against 4.0 ms,
+        // `dann_bench_layers` conv1 train_fwd[_bf16]); its output gradient
+        // arrives in the layout its weight-gradient primitive reads
         // (preferred_diff_dst()). A convolution whose output only a max
         // pooling before another convolution reads writes it in bf16
         // (PlanCtx::bf16_dst).
         const bool bf16 = pc.bf16 && (Ops::kConv || src.get_desc().dims()[1] >= 16);
         const dnn::dt cdt = bf16 ? dnn::bf16 : dnn::f32;
+        const dnn::dt wgrad_dt = bf16 && dnn::bf16_weight_gradients() ? dnn::bf16 : dnn::f32;
         src_in_ = src;
         src_any_ = dnn::md(src.get_desc().dims(), cdt, any);
         wei_any_ = dnn::md(shapes_.weights, cdt, any);
@@ -66,6 +68,8 @@ public:
         src_f32_any_ = dnn::md(src.get_desc().dims(), dnn::f32, any);
         wei_f32_any_ = dnn::md(shapes_.weights, dnn::f32, any);
         diff_dst_any_ = dnn::md(shapes_.dst, cdt, any);
+        src_wgrad_any_ = dnn::md(src.get_desc().dims(), wgrad_dt, any);
+        diff_dst_wgrad_any_ = dnn::md(shapes_.dst, wgrad_dt, any);
         bias_md_ = dnn::plain({shapes_.weights[0]});
         auto pk = pc.training ? dnnl::prop_kind::forward_training
                               : dnnl::prop_kind::forward_inference;
@@ -184,7 +188,8 @@ public:
     dnn::md preferred_diff_dst() override {
         if (blas_ || int8_ || bf16_backward_ || !fwd_) return {};
         plan_bwd_weights(fpd_.get_engine());
-        return bwpd_.diff_dst_desc();
+        // Gradients flow in f32: a bf16 operand is converted on the way in.
+        return dnn::with_type(bwpd_.diff_dst_desc(), dnn::f32);
     }
 
     void prepare_weights(dnn::Device &dev) override {
@@ -246,8 +251,8 @@ private:
         if (desc_.kind == DANN_LAYER_DENSE) {
             try {
                 typename Ops::BwdWeights::primitive_desc plain(
-                    Ops::bwd_weights_desc(src_f32_any_, weights_plain_.get_desc(), bias_md_, dst_any_,
-                                          shapes_),
+                    Ops::bwd_weights_desc(src_wgrad_any_, weights_plain_.get_desc(), bias_md_,
+                                          diff_dst_wgrad_any_, shapes_),
                     attr, eng, fpd_);
                 if (!gemm::is_reference(dnn::impl_name(plain))) {
                     bwpd_ = plain;
@@ -258,8 +263,8 @@ private:
             }
         }
         bwpd_ = typename Ops::BwdWeights::primitive_desc(
-            Ops::bwd_weights_desc(src_f32_any_, wei_f32_any_, bias_md_, dst_any_, shapes_), attr,
-            eng, fpd_);
+            Ops::bwd_weights_desc(src_wgrad_any_, wei_f32_any_, bias_md_, diff_dst_wgrad_any_, shapes_),
+            attr, eng, fpd_);
     }
 
     void plan_int8(dnn::PlanCtx &pc, const dnnl::memory &src) {
@@ -317,6 +322,8 @@ private:
     ParamBinding p_;
     typename Ops::Shapes shapes_;
     dnn::md src_any_, wei_any_, dst_any_, bias_md_, src_f32_any_, wei_f32_any_, diff_dst_any_;
+    // The weight gradient's source and output gradient (plan_bwd_weights()).
+    dnn::md src_wgrad_any_, diff_dst_wgrad_any_;
     typename Ops::Fwd::primitive_desc fpd_;
     typename Ops::BwdWeights::primitive_desc bwpd_;
     typename Ops::BwdData::primitive_desc bdpd_;
