@@ -623,6 +623,40 @@ TEST_CASE("Max pooling matches the scalar reference for kernel 2, stride 2") {
                             kElementwiseTol);
 }
 
+TEST_CASE("Max pooling reads an output gradient that arrives in NHWC against a blocked output") {
+    // The own loops read an f32 output gradient in the layout it arrives in
+    // when its channels fill the output's blocks (32 channels: two blocks of
+    // 16), and reorder it first otherwise (24 channels; a 3x3 window, 8
+    // lanes). Gradients are exact either way.
+    struct Shape {
+        std::vector<int> dims;
+        int kernel;
+    };
+    for (const Shape &s : {Shape{{2, 32, 8, 8}, 2}, Shape{{3, 24, 6, 6}, 2}, Shape{{2, 16, 9, 9}, 3}}) {
+        const Problem p = make_problem(maxpool(s.kernel, s.kernel, s.kernel, s.kernel, 0, 0), s.dims,
+                                       Fill::distinct, 217);
+        for (const bool relu : {false, true}) {
+            CAPTURE(s.dims[1]);
+            CAPTURE(relu);
+            LayerOptions o = training(true);
+            o.nhwc_diff_dst = true;
+            o.fuse_relu = relu;
+            const LayerRun run = run_layer(p.layer, p.src_dims, p.src, p.params, p.diff_dst, o);
+            const ref::LayerMode mode = mode_for(o, run);
+            std::vector<double> dd = to_double(p.diff_dst);
+            std::vector<double> dst = ref::layer_forward(p.layer, p.src_dims, to_double(p.src), {}, mode);
+            if (relu) {
+                for (size_t i = 0; i < dst.size(); ++i)
+                    if (dst[i] <= 0.0) dd[i] = 0.0, dst[i] = 0.0;
+            }
+            REQUIRE(run.fused_relu == relu);
+            check_close("maxpool nhwc diff_dst forward", run.dst, dst, 0.0, 0.0);
+            const ref::LayerGrads want = ref::layer_backward(p.layer, p.src_dims, to_double(p.src), {}, dd, mode);
+            check_close("maxpool nhwc diff_dst diff_src", run.diff_src, want.diff_src, 0.0, 0.0);
+        }
+    }
+}
+
 TEST_CASE("Max pooling matches the scalar reference for kernel 3, stride 2, padding 1") {
     FOR_BOTH_LAYOUTS(blocked);
     const Problem odd = make_problem(maxpool(3, 3, 2, 2, 1, 1), {2, 3, 7, 7}, Fill::distinct, 203);

@@ -100,7 +100,7 @@ LayerRun run_layer(const dann_layer_desc &layer, const std::vector<int> &src_dim
     const dnn::dims od = l->dst().get_desc().dims();
     dnnl::memory dd;
     if (options.training) {
-        dd = b.input(od, diff_dst, options.blocked_input, options.nhwc_input);
+        dd = b.input(od, diff_dst, options.blocked_input, options.nhwc_input || options.nhwc_diff_dst);
         if (options.blocked_diff_src_hint && d.size() == 4)
             b.pc.diff_src_hint = dnn::md(d, dnn::f32, dnn::tag::nChw16c);
         l->plan_backward(b.pc, dd, true);

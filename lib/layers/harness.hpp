@@ -15,6 +15,7 @@ struct LayerOptions {
     bool blocked_input = false; // present src / diff_dst in a blocked layout (nChw16c)
                                 // when 4-D, to exercise the layout conversions
     bool nhwc_input = false;    // present them in NHWC instead, when 4-D
+    bool nhwc_diff_dst = false; // training, 4-D: present diff_dst alone in NHWC
     // Training: offer the layer the ReLU that would follow it (a max pooling
     // then applies it and masks its backward); LayerRun::fused_relu says
     // whether it took it, and dst / diff_src are then those of the pair.

@@ -109,8 +109,19 @@ public:
                        bool need_diff_src) override {
         if (!need_diff_src) return;
         if (own_) {
-            // Gradients are f32 whatever the values' type.
-            diff_dst_ = dnn::reformat(pc, diff_dst, dnn::with_type(fpd_.dst_desc(), dnn::f32));
+            // Gradients are f32 whatever the values' type. An f32 output
+            // gradient is read in the layout it arrives in where the lanes
+            // allow (e.g. NHWC from a bf16 convolution's data gradient,
+            // against the blocked output: 0.19 ms of reorder per MNIST step
+            // at 2 threads), otherwise reordered to the output's layout.
+            const dnn::md &given = diff_dst.get_desc();
+            if (given.data_type() == dnn::f32 && given.dims() == fpd_.dst_desc().dims() &&
+                strides_of(given, geo_.block, geo_.grad)) {
+                diff_dst_ = dnn::reformat(pc, diff_dst, given);
+            } else {
+                geo_.grad = geo_.dst;
+                diff_dst_ = dnn::reformat(pc, diff_dst, dnn::with_type(fpd_.dst_desc(), dnn::f32));
+            }
             // The input gradient takes the layout the layer before reads it
             // in (PlanCtx::diff_src_hint) where the lanes allow, the input's
             // otherwise. The own backward never reads the input: when nothing
@@ -194,6 +205,7 @@ private:
         int64_t ih = 0, iw = 0, oh = 0, ow = 0, kh = 0, kw = 0;
         Strides src, dst;
         Strides diff; // the input gradient's (the input's unless told otherwise)
+        Strides grad; // the output gradient's (the output's unless it arrives otherwise)
         bool full_cover = true; // every input element lies in some window
     };
 
@@ -356,12 +368,12 @@ private:
     // padded).
     template <int L, bool K2>
     DANN_CLONES static void route_block(const float *__restrict dd, const uint8_t *__restrict where,
-                            float *__restrict ds, Strides si, Strides so, int64_t oh, int64_t ow,
-                            int64_t kh, int64_t kw, int live) {
+                            float *__restrict ds, Strides si, Strides so, Strides sg, int64_t oh,
+                            int64_t ow, int64_t kh, int64_t kw, int live) {
         for (int64_t oy = 0; oy < oh; ++oy)
             for (int64_t ox = 0; ox < ow; ++ox) {
                 float *__restrict in = ds + oy * kh * si.h + ox * kw * si.w;
-                const float *__restrict grad_at = dd + oy * so.h + ox * so.w;
+                const float *__restrict grad_at = dd + oy * sg.h + ox * sg.w;
                 const uint8_t *__restrict pos = where + oy * so.h + ox * so.w;
 #pragma omp simd
                 for (int l = 0; l < L; ++l) {
@@ -399,13 +411,14 @@ private:
         for (int64_t nb = 0; nb < geo.batch * blocks; ++nb) {
             const int64_t n = nb / blocks, b = nb % blocks;
             const int64_t i0 = n * geo.diff.n + b * geo.diff.cb, o0 = n * geo.dst.n + b * geo.dst.cb;
+            const int64_t g0 = n * geo.grad.n + b * geo.grad.cb;
             const int live = L == 1 ? 1 : static_cast<int>(std::min<int64_t>(L, geo.channels - b * L));
             if (k2)
-                route_block<L, true>(dd + o0, where + o0, ds + i0, geo.diff, geo.dst, geo.oh, geo.ow,
-                                     2, 2, live);
+                route_block<L, true>(dd + g0, where + o0, ds + i0, geo.diff, geo.dst, geo.grad, geo.oh,
+                                     geo.ow, 2, 2, live);
             else
-                route_block<L, false>(dd + o0, where + o0, ds + i0, geo.diff, geo.dst, geo.oh,
-                                      geo.ow, geo.kh, geo.kw, live);
+                route_block<L, false>(dd + g0, where + o0, ds + i0, geo.diff, geo.dst, geo.grad,
+                                      geo.oh, geo.ow, geo.kh, geo.kw, live);
         }
     }
 
