@@ -34,6 +34,7 @@
 #include "layers/loss.hpp"
 #include "network/model.hpp"
 #include "network/plan.hpp"
+#include "bench_main.hpp"
 #include "net_cost.hpp"
 
 namespace {
@@ -445,11 +446,4 @@ void register_all() {
 
 } // namespace
 
-int main(int argc, char **argv) {
-    register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char **argv) { return dann_bench::run(argc, argv, register_all); }

@@ -13,11 +13,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "dann.h"
+#include "bench_main.hpp"
 #include "net_cost.hpp"
 
 namespace {
@@ -256,32 +256,15 @@ void adapter_round(benchmark::State &state, const Net &net) {
     dann_model_destroy(m);
 }
 
-// Thread counts: DANN_BENCH_THREADS (e.g. "1,2,4,8,16"), default "1,2".
-std::vector<int64_t> thread_counts() {
-    std::vector<int64_t> counts;
-    const char *env = std::getenv("DANN_BENCH_THREADS");
-    const char *p = env && *env ? env : "1,2";
-    while (*p) {
-        char *end = nullptr;
-        const long v = std::strtol(p, &end, 10);
-        if (end == p) break;
-        if (v > 0 && v <= 1024) counts.push_back(v);
-        p = *end == ',' ? end + 1 : end;
-        if (*end != ',') break;
-    }
-    if (counts.empty()) counts = {1, 2};
-    return counts;
-}
-
 void by_threads(benchmark::internal::Benchmark *b) {
     b->ArgName("threads");
-    for (const int64_t t : thread_counts()) b->Arg(t);
+    for (const int64_t t : dann_bench::thread_counts()) b->Arg(t);
 }
 
 void by_threads_and_batch(benchmark::internal::Benchmark *b) {
     b->ArgNames({"threads", "batch"});
     for (const int64_t batch : {1, 256})
-        for (const int64_t t : thread_counts()) b->Args({t, batch});
+        for (const int64_t t : dann_bench::thread_counts()) b->Args({t, batch});
 }
 
 // Names as BM_<what>_<network>[_64x64]/threads:T[/batch:B]. bf16 steps
@@ -311,11 +294,4 @@ void register_all() {
 
 } // namespace
 
-int main(int argc, char **argv) {
-    register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char **argv) { return dann_bench::run(argc, argv, register_all); }

@@ -28,11 +28,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "bench_main.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -240,24 +241,6 @@ void BM_DotBf16_avx512bf16(benchmark::State &state, int threads) {
 void BM_FmaF32_neon(benchmark::State &state, int threads) { run_peak(state, threads, nullptr, fma_neon, 16 * 4 * 2); }
 #endif
 
-// Thread counts: DANN_BENCH_THREADS (comma-separated), else 1 and 2.
-std::vector<int> thread_counts() {
-    std::vector<int> out;
-    const char *env = std::getenv("DANN_BENCH_THREADS");
-    std::string s = env != nullptr && *env != '\0' ? env : "1,2";
-    size_t pos = 0;
-    while (pos <= s.size()) {
-        const size_t comma = s.find(',', pos);
-        const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        const int t = std::atoi(item.c_str());
-        if (t > 0) out.push_back(t);
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-    }
-    if (out.empty()) out = {1, 2};
-    return out;
-}
-
 void register_all() {
     using Fn = void (*)(benchmark::State &, int);
     std::vector<std::pair<std::string, Fn>> cases = {{"BM_Clock", BM_Clock}};
@@ -269,20 +252,14 @@ void register_all() {
 #if defined(__aarch64__)
     cases.emplace_back("BM_FmaF32_neon", BM_FmaF32_neon);
 #endif
-    for (const int t : thread_counts())
+    for (const int64_t t : dann_bench::thread_counts())
         for (const auto &c : cases)
-            benchmark::RegisterBenchmark((c.first + "/threads:" + std::to_string(t)).c_str(), c.second, t)
+            benchmark::RegisterBenchmark((c.first + "/threads:" + std::to_string(t)).c_str(), c.second,
+                                         static_cast<int>(t))
                 ->UseManualTime()
                 ->Unit(benchmark::kMillisecond);
 }
 
 } // namespace
 
-int main(int argc, char **argv) {
-    register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char **argv) { return dann_bench::run(argc, argv, register_all); }
